@@ -1,0 +1,3 @@
+from ecogram.cli import main
+
+raise SystemExit(main())

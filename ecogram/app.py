@@ -1,0 +1,98 @@
+"""create_app(settings): the one place where the service is wired together."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from ecogram import db, keys
+from ecogram.metrics import Metrics
+from ecogram.middleware import error_pages, request_context, security_headers
+from ecogram.routes import setup_routes
+from ecogram.settings import Settings
+
+log = logging.getLogger("ecogram")
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES_DIR = ROOT / "templates"
+STATIC_DIR = ROOT / "static"
+
+
+def resolve_secret_key(settings: Settings) -> Settings:
+    """Use ECOGRAM_SECRET_KEY, or a random key generated once and kept in the data directory."""
+    if settings.secret_key:
+        return settings
+    path = settings.data_dir / "secret_key"
+    if not path.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        # O_EXCL: when two processes race, one writes and both then read the same key.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(key)
+    return settings.replace(secret_key=path.read_text().strip())
+
+
+def resolve_database(settings: Settings) -> Settings:
+    """Use DATABASE_URL, or start the embedded PostgreSQL in the data directory."""
+    if settings.database_url:
+        return settings
+    url = db.start_embedded(settings.data_dir)
+    log.info(json.dumps({"event": "embedded_database", "data_dir": str(settings.data_dir)}))
+    return settings.replace(database_url=url)
+
+
+def create_app(settings: Settings | None = None, *, migrate: bool = True) -> web.Application:
+    settings = resolve_secret_key(settings or Settings.from_env())
+    app = web.Application(
+        middlewares=[request_context, security_headers, error_pages],
+        client_max_size=settings.max_request_mb * 1024 * 1024,
+    )
+    app[keys.settings] = settings
+    app[keys.metrics] = Metrics()
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=jinja2.select_autoescape(["html"]),
+    )
+    app.cleanup_ctx.append(_database(migrate))
+    setup_routes(app)
+    app.router.add_static("/static", STATIC_DIR, name="static")
+    return app
+
+
+def _database(run_migrations: bool):
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        settings = resolve_database(app[keys.settings])
+        app[keys.settings] = settings
+        pool = await db.create_pool(
+            settings.database_url, settings.db_pool_min, settings.db_pool_max
+        )
+        try:
+            async with pool.acquire() as conn:
+                if run_migrations:
+                    await db.migrate(conn)
+                else:
+                    current, newest = await db.schema_state(conn)
+                    if current > newest:
+                        raise db.SchemaTooNew(
+                            f"database schema {current} is newer than this code's {newest}"
+                        )
+            app[keys.db_pool] = pool
+            yield
+        finally:
+            await pool.close()
+
+    return context

@@ -1,0 +1,1 @@
+"""Accounts: passwords, tokens, roles and the guard that enforces them."""

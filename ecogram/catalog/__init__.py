@@ -1,0 +1,1 @@
+"""The use cases: imports, review, exports, delivery, audit. Transactions live here."""

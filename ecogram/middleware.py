@@ -1,0 +1,150 @@
+"""Middlewares: request id, one JSON log line per request, metrics, and error rendering."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from ecogram import keys
+from ecogram.errors import AppError
+
+log = logging.getLogger("ecogram.http")
+
+REQUEST_ID_HEADER = "X-Request-Id"
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Paths answered in JSON; everything else is a page for people and gets HTML errors.
+_MACHINE_PREFIXES = ("/api/", "/img/", "/healthz", "/readyz", "/metrics")
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_type",
+    422: "invalid_fields",
+    429: "too_many_requests",
+    503: "unavailable",
+}
+
+
+def wants_json(request: web.Request) -> bool:
+    return request.path.startswith(_MACHINE_PREFIXES) or request.path == "/api"
+
+
+@web.middleware
+async def request_context(request: web.Request, handler):
+    """Give each request an id, time it, count it and log one JSON line for it."""
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    request[keys.request_id] = request_id
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers[REQUEST_ID_HEADER] = request_id
+        return response
+    finally:
+        elapsed = time.perf_counter() - started
+        route = request.match_info.route.name or (
+            "unmatched" if request.match_info.http_exception else "unnamed"
+        )
+        metrics = request.app[keys.metrics]
+        metrics.requests.labels(route, request.method, str(status)).inc()
+        metrics.latency.labels(route).observe(elapsed)
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                json.dumps(
+                    {
+                        "event": "request",
+                        "request_id": request_id,
+                        "method": request.method,
+                        "path": request.path,
+                        "route": route,
+                        "status": status,
+                        "ms": round(elapsed * 1000, 2),
+                    }
+                )
+            )
+
+
+@web.middleware
+async def error_pages(request: web.Request, handler):
+    """Render every error in the one JSON shape (API) or as a page (browser paths)."""
+    try:
+        return await handler(request)
+    except AppError as error:
+        return render_error(request, error)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        error = AppError(exc.status, code, _http_message(exc), headers=_kept_headers(exc))
+        return render_error(request, error)
+    except Exception:
+        log.exception(
+            json.dumps({"event": "unhandled_error", "request_id": request.get(keys.request_id)})
+        )
+        error = AppError(
+            500,
+            "internal_error",
+            "Something went wrong on our side. Quote the request id when reporting it.",
+            {"request_id": request.get(keys.request_id)},
+        )
+        return render_error(request, error)
+
+
+def _http_message(exc: web.HTTPException) -> str:
+    if exc.status == 404:
+        return "There is nothing at this address."
+    if exc.status == 405:
+        return "This method is not allowed here."
+    if exc.status == 413:
+        return "The request body is too large."
+    return exc.reason
+
+
+def _kept_headers(exc: web.HTTPException) -> dict[str, str]:
+    return {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+
+
+def render_error(request: web.Request, error: AppError) -> web.Response:
+    headers = {"Cache-Control": "no-store", **error.headers}
+    if keys.request_id in request and error.status >= 500:
+        error.details.setdefault("request_id", request[keys.request_id])
+    if wants_json(request):
+        response = web.json_response(error.as_dict(), status=error.status, headers=headers)
+    else:
+        response = aiohttp_jinja2.render_template(
+            "errors/error.html",
+            request,
+            {"error": error, "request_id": request.get(keys.request_id)},
+            status=error.status,
+        )
+        response.headers.update(headers)
+    return response
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler):
+    response = await handler(request)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    if response.content_type == "text/html":
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data: blob:; script-src 'self'; "
+            "style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+            "form-action 'self'",
+        )
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+    return response

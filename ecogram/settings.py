@@ -1,0 +1,261 @@
+"""Every setting once: its environment variable, default, meaning and validation.
+
+Settings are read from the environment once, validated, and frozen. ``SETTINGS_DOC`` is the table
+the README documents (a test fails when a setting is missing from the README).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """A setting has a value the service cannot run with."""
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected true/false, got {raw!r}")
+
+
+def _optional_str(raw: str) -> str | None:
+    return raw.strip() or None
+
+
+def _sizes(raw: str) -> tuple[int, ...] | None:
+    """``*`` (any size, returned as None) or a comma-separated list of positive pixel sizes."""
+    raw = raw.strip()
+    if raw == "*":
+        return None
+    sizes = tuple(sorted({int(part) for part in raw.split(",") if part.strip()}))
+    if not sizes or any(size <= 0 for size in sizes):
+        raise ValueError("expected '*' or positive integers separated by commas")
+    return sizes
+
+
+def _int_list(raw: str) -> tuple[int, ...]:
+    values = tuple(int(part) for part in raw.split(",") if part.strip())
+    if any(value <= 0 for value in values):
+        raise ValueError("expected positive integers separated by commas")
+    return values
+
+
+def _word_list(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip().lower() for part in raw.split(",") if part.strip())
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def _regex(raw: str) -> str:
+    compiled = re.compile(raw)
+    if "code" not in compiled.groupindex:
+        raise ValueError("the pattern needs a named group (?P<code>...)")
+    return raw
+
+
+def _positive(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def checked(raw: str) -> Any:
+        value = parse(raw)
+        if value <= 0:
+            raise ValueError("must be greater than zero")
+        return value
+
+    return checked
+
+
+def setting(env: str, default: str, help: str, parse: Callable[[str], Any] = str) -> Any:
+    """Declare one setting: the raw default is parsed like any environment value."""
+    return field(metadata={"env": env, "default": default, "help": help, "parse": parse})
+
+
+DEFAULT_FILENAME_PATTERN = r"^(?P<code>.+?)(?:(?:_|(?<=\d)-)(?P<position>\d{1,3}))?$"
+DEFAULT_ALLOWED_SIZES = (
+    "48,64,96,100,120,150,160,200,240,300,320,360,400,480,500,600,640,720,750,800,"
+    "960,1000,1024,1080,1200,1280,1440,1536,1600,1920,2048"
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- service and storage -------------------------------------------------------------
+    database_url: str | None = setting(
+        "DATABASE_URL", "", "PostgreSQL URL (postgresql://...). Unset: embedded PostgreSQL "
+        "(pgserver) in ECOGRAM_DATA_DIR.", _optional_str)
+    data_dir: Path = setting(
+        "ECOGRAM_DATA_DIR", ".ecogram", "Directory for the embedded database and the generated "
+        "secret key.", lambda raw: Path(raw).expanduser())
+    redis_url: str | None = setting(
+        "REDIS_URL", "", "Redis URL (redis://host:6379/0). Set: rendered variants and login "
+        "throttling are shared by every worker through Redis.", _optional_str)
+    secret_key: str | None = setting(
+        "ECOGRAM_SECRET_KEY", "", "Key that signs tokens and image URLs, at least 32 bytes. "
+        "Unset: a random key is generated once and kept in ECOGRAM_DATA_DIR/secret_key.",
+        _optional_str)
+    public_url: str = setting(
+        "ECOGRAM_PUBLIC_URL", "http://127.0.0.1:8080", "Public base URL of the service (or of "
+        "the CDN in front of it); image URLs in exports and records are built on it.",
+        lambda raw: raw.strip().rstrip("/"))
+    host: str = setting("ECOGRAM_HOST", "127.0.0.1", "Address `ecogram serve` listens on.")
+    port: int = setting("ECOGRAM_PORT", "8080", "Port `ecogram serve` listens on.", int)
+    workers: int = setting(
+        "ECOGRAM_WORKERS", "1", "Processes `ecogram serve` starts, sharing the port.",
+        _positive(int))
+    log_level: str = setting(
+        "ECOGRAM_LOG_LEVEL", "info", "Log level: debug, info, warning or error.",
+        _choice("debug", "info", "warning", "error"))
+    db_pool_min: int = setting(
+        "ECOGRAM_DB_POOL_MIN", "1", "Smallest database pool per worker.", int)
+    db_pool_max: int = setting(
+        "ECOGRAM_DB_POOL_MAX", "10", "Largest database pool per worker.", _positive(int))
+
+    # --- accounts ---------------------------------------------------------------------------
+    registration: str = setting(
+        "ECOGRAM_REGISTRATION", "open", "`open`: anyone may register (as viewer; the first user "
+        "becomes admin). `closed`: only admins create users.", _choice("open", "closed"))
+    token_ttl: int = setting(
+        "ECOGRAM_TOKEN_TTL", "3600", "Lifetime of an access token, in seconds.", _positive(int))
+    login_max_failures: int = setting(
+        "ECOGRAM_LOGIN_MAX_FAILURES", "10", "Failed logins per e-mail or per client address "
+        "allowed within the window before 429.", _positive(int))
+    login_window: int = setting(
+        "ECOGRAM_LOGIN_WINDOW", "900", "Window for counting failed logins, in seconds.",
+        _positive(int))
+    cookie_secure: str = setting(
+        "ECOGRAM_COOKIE_SECURE", "auto", "Secure flag of the session cookie: `auto` (when the "
+        "request came over HTTPS, X-Forwarded-Proto included), `true` or `false`.",
+        _choice("auto", "true", "false"))
+
+    # --- import and quality control -------------------------------------------------------
+    max_upload_mb: int = setting(
+        "ECOGRAM_MAX_UPLOAD_MB", "25", "Largest accepted image file, in MB (413 above).",
+        _positive(int))
+    max_request_mb: int = setting(
+        "ECOGRAM_MAX_REQUEST_MB", "2048", "Largest request body (a ZIP upload), in MB.",
+        _positive(int))
+    max_pixels: int = setting(
+        "ECOGRAM_MAX_PIXELS", "50000000", "Largest accepted image, in pixels (width x height).",
+        _positive(int))
+    max_frames: int = setting(
+        "ECOGRAM_MAX_FRAMES", "500", "Most frames accepted in an animated image.", _positive(int))
+    min_side: int = setting(
+        "ECOGRAM_MIN_SIDE", "500", "Shortest side in pixels below which an image is refused.", int)
+    zoom_side: int = setting(
+        "ECOGRAM_ZOOM_SIDE", "1000", "Long side in pixels below which an image gets a warning "
+        "(shops offer no zoom).", int)
+    near_duplicate_distance: int = setting(
+        "ECOGRAM_NEAR_DUPLICATE_DISTANCE", "6", "Hamming distance between 64-bit perceptual "
+        "hashes under which two images of the same code are near-duplicates.", int)
+    filename_pattern: str = setting(
+        "ECOGRAM_FILENAME_PATTERN", DEFAULT_FILENAME_PATTERN, "Regular expression on the file "
+        "name without extension, with groups `code` and optional `position`, used when no code "
+        "is given.", _regex)
+    zip_max_members: int = setting(
+        "ECOGRAM_ZIP_MAX_MEMBERS", "10000", "Most members read from one ZIP.", _positive(int))
+    zip_max_total_mb: int = setting(
+        "ECOGRAM_ZIP_MAX_TOTAL_MB", "4096", "Most bytes inflated from one ZIP, in MB.",
+        _positive(int))
+    import_allow_private_urls: bool = setting(
+        "ECOGRAM_IMPORT_ALLOW_PRIVATE_URLS", "false", "Allow manifest URLs that resolve to "
+        "loopback, private or link-local addresses.", _bool)
+    url_timeout: float = setting(
+        "ECOGRAM_URL_TIMEOUT", "20", "Total time allowed to fetch one manifest URL, in seconds.",
+        _positive(float))
+
+    # --- delivery ------------------------------------------------------------------------------
+    allowed_sizes: tuple[int, ...] | None = setting(
+        "ECOGRAM_ALLOWED_SIZES", DEFAULT_ALLOWED_SIZES, "Widths and heights /img serves without "
+        "a signature, comma-separated; `*` allows any size up to the original.", _sizes)
+    cache_memory_mb: int = setting(
+        "ECOGRAM_CACHE_MEMORY_MB", "256", "Rendered variants kept in process memory (LRU), in MB "
+        "per worker.", int)
+    cache_ttl: int = setting(
+        "ECOGRAM_CACHE_TTL", "604800", "How long Redis keeps a rendered variant, in seconds.",
+        _positive(int))
+    masters_cache_mb: int = setting(
+        "ECOGRAM_MASTERS_CACHE_MB", "128", "Decoded-ready source masters kept in process memory, "
+        "in MB per worker, so cold sizes of a hot photo skip the database.", int)
+    master_side: int = setting(
+        "ECOGRAM_MASTER_SIDE", "2048", "Long side of the normalised master rendered once at "
+        "import; /img renders from it (from the original when a larger size is asked).",
+        _positive(int))
+    render_threads: int = setting(
+        "ECOGRAM_RENDER_THREADS", "2", "Threads that run libvips work, per worker.",
+        _positive(int))
+    render_queue: int = setting(
+        "ECOGRAM_RENDER_QUEUE", "64", "Renders waiting for a thread before /img answers 503.",
+        _positive(int))
+    render_timeout: float = setting(
+        "ECOGRAM_RENDER_TIMEOUT", "15", "Longest time one render may take, in seconds.",
+        _positive(float))
+    cache_max_age: int = setting(
+        "ECOGRAM_CACHE_MAX_AGE", "86400", "Cache-Control max-age of /img answers without a "
+        "matching `v`, in seconds.", int)
+    eager_widths: tuple[int, ...] = setting(
+        "ECOGRAM_EAGER_WIDTHS", "400,800", "Widths rendered in the background when a photo is "
+        "approved.", _int_list)
+    eager_formats: tuple[str, ...] = setting(
+        "ECOGRAM_EAGER_FORMATS", "avif,webp", "Formats rendered in the background when a photo "
+        "is approved.", _word_list)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read every setting from ``env`` (default: the process environment)."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        errors: list[str] = []
+        for item in dataclasses.fields(cls):
+            meta = item.metadata
+            if item.name in overrides:
+                values[item.name] = overrides[item.name]
+                continue
+            raw = env.get(meta["env"], meta["default"])
+            try:
+                values[item.name] = meta["parse"](raw)
+            except (ValueError, re.error) as exc:
+                errors.append(f"{meta['env']}={raw!r}: {exc}")
+        if errors:
+            raise SettingsError("invalid settings: " + "; ".join(errors))
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.secret_key is not None and len(self.secret_key.encode()) < 32:
+            raise SettingsError("ECOGRAM_SECRET_KEY must be at least 32 bytes long")
+        if self.database_url and not self.database_url.startswith(("postgresql://", "postgres://")):
+            raise SettingsError("DATABASE_URL must be a postgresql:// URL")
+        if self.db_pool_min > self.db_pool_max:
+            raise SettingsError("ECOGRAM_DB_POOL_MIN must not exceed ECOGRAM_DB_POOL_MAX")
+
+    def replace(self, **changes: Any) -> Settings:
+        updated = dataclasses.replace(self, **changes)
+        updated.validate()
+        return updated
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
+
+
+SETTINGS_DOC: list[tuple[str, str, str]] = [
+    (f.metadata["env"], f.metadata["default"], f.metadata["help"])
+    for f in dataclasses.fields(Settings)
+]

@@ -1,0 +1,1 @@
+"""Thin HTTP handlers: parse the request, call a use case, render the answer."""

@@ -1,0 +1,161 @@
+"""Shared fixtures: a real PostgreSQL database per test run, isolated between tests.
+
+PostgreSQL is found as API.md says: ECOGRAM_TEST_DATABASE_URL, else the server at
+127.0.0.1:5432 when it answers, else the embedded one (pgserver). Each run creates its own
+database, migrates it once, empties it before every test and drops it at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import tempfile
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from ecogram import db
+from ecogram.app import create_app
+from ecogram.settings import Settings
+
+FIXTURES = Path(__file__).parent / "fixtures"
+IMAGES = FIXTURES / "images"
+LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
+
+
+async def _answers(url: str) -> bool:
+    try:
+        conn = await asyncpg.connect(url, timeout=3)
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return False
+    await conn.close()
+    return True
+
+
+def _find_server() -> tuple[str, object | None]:
+    explicit = os.environ.get("ECOGRAM_TEST_DATABASE_URL")
+    if explicit:
+        return explicit, None
+    if asyncio.run(_answers(LOCAL_POSTGRES)):
+        return LOCAL_POSTGRES, None
+    import pgserver
+
+    data = Path(tempfile.mkdtemp(prefix="ecogram-test-pg-"))
+    server = pgserver.get_server(data, cleanup_mode="delete")
+    return server.get_uri(), server
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    url, server = _find_server()
+    yield url
+    if server is not None:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> Iterator[str]:
+    name = f"ecogram_test_{os.getpid()}_{secrets.token_hex(3)}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(server_url)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        conn = await db.connect(_with_database(server_url, name))
+        try:
+            await db.migrate(conn)
+        finally:
+            await conn.close()
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(server_url)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    yield _with_database(server_url, name)
+    asyncio.run(drop())
+
+
+async def _empty_tables(url: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        tables = await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+            "AND tablename <> 'schema_migrations'"
+        )
+        names = ", ".join(f'"{row["tablename"]}"' for row in tables)
+        # Replica mode skips triggers, so the append-only audit log can be emptied between tests.
+        await conn.execute("SET session_replication_role = replica")
+        await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def clean_db(database_url: str) -> str:
+    """The test database, emptied: every test starts from no rows."""
+    asyncio.run(_empty_tables(database_url))
+    return database_url
+
+
+@pytest.fixture
+def settings(clean_db: str, tmp_path: Path) -> Settings:
+    """Settings for one test: the clean test database, a fixed key, nothing from the shell."""
+    return Settings.from_env(
+        {},
+        database_url=clean_db,
+        secret_key=TEST_SECRET,
+        data_dir=tmp_path / "data",
+        min_side=100,
+        zoom_side=1000,
+    )
+
+
+@pytest.fixture
+async def client(aiohttp_client, settings: Settings):
+    """A test client on a fresh app over the clean database."""
+    return await aiohttp_client(create_app(settings))
+
+
+@pytest.fixture
+async def conn(clean_db: str):
+    """A direct database connection, for checking what the service wrote."""
+    connection = await db.connect(clean_db)
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
+def fixture_image():
+    def read(relative: str) -> bytes:
+        return (IMAGES / relative).read_bytes()
+
+    return read
+
+
+def assert_error(body: dict, code: str | None = None) -> None:
+    """The one JSON error shape of API.md."""
+    assert set(body) == {"error"}, body
+    error = body["error"]
+    assert set(error) == {"code", "message", "details"}, error
+    assert isinstance(error["code"], str) and error["code"]
+    assert isinstance(error["message"], str) and error["message"]
+    assert isinstance(error["details"], dict)
+    if code is not None:
+        assert error["code"] == code, error
+
