@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 from aiohttp import web
 
+from ecogram.auth.identity import Identity
 from ecogram.settings import Settings
 
 if TYPE_CHECKING:
@@ -20,3 +21,5 @@ route_table = web.AppKey("route_table", dict)
 
 
 request_id = web.RequestKey("request_id", str)
+# The signed-in user; set by the auth guard on authenticated requests only.
+user = web.RequestKey("user", Identity)

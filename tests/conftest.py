@@ -159,3 +159,48 @@ def assert_error(body: dict, code: str | None = None) -> None:
     if code is not None:
         assert error["code"] == code, error
 
+
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def login_as(client):
+    """``await login_as("importer")`` → Authorization headers for a user of that role.
+
+    Goes through the public API only: the first user registered becomes admin; other roles are
+    registered, promoted by that admin, then logged in. One user per role per test.
+    """
+    tokens: dict[str, dict[str, str]] = {}
+
+    async def token_for(email: str) -> dict[str, str]:
+        response = await client.post(
+            "/api/v1/auth/login", json={"email": email, "password": PASSWORD}
+        )
+        assert response.status == 200, await response.text()
+        return {"Authorization": f"Bearer {(await response.json())['access_token']}"}
+
+    async def register(email: str, name: str) -> dict:
+        response = await client.post(
+            "/api/v1/auth/register", json={"email": email, "name": name, "password": PASSWORD}
+        )
+        assert response.status == 201, await response.text()
+        return await response.json()
+
+    async def login(role: str = "admin") -> dict[str, str]:
+        if role in tokens:
+            return tokens[role]
+        if "admin" not in tokens:
+            await register("admin@example.com", "Ada Admin")
+            tokens["admin"] = await token_for("admin@example.com")
+        if role != "admin":
+            email = f"{role}@example.com"
+            user = await register(email, f"{role.title()} User")
+            response = await client.patch(
+                f"/api/v1/users/{user['id']}", json={"role": role}, headers=tokens["admin"]
+            )
+            assert response.status == 200, await response.text()
+            tokens[role] = await token_for(email)
+        return tokens[role]
+
+    return login

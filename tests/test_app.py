@@ -3,8 +3,6 @@ import json
 import logging
 import urllib.parse
 
-
-
 from ecogram.app import create_app
 from tests.conftest import assert_error
 
