@@ -7,6 +7,7 @@ import logging
 import os
 import secrets
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import aiohttp_jinja2
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> web
         autoescape=jinja2.select_autoescape(["html"]),
     )
     app.cleanup_ctx.append(_database(migrate))
+    app.cleanup_ctx.append(_vips_executor)
     setup_routes(app)
     app.router.add_static("/static", STATIC_DIR, name="static")
     return app
@@ -96,3 +98,13 @@ def _database(run_migrations: bool):
             await pool.close()
 
     return context
+
+
+async def _vips_executor(app: web.Application) -> AsyncIterator[None]:
+    """libvips releases the GIL, so a few threads use every core without blocking the loop."""
+    executor = ThreadPoolExecutor(
+        max_workers=app[keys.settings].render_threads, thread_name_prefix="vips"
+    )
+    app[keys.vips_executor] = executor
+    yield
+    executor.shutdown(wait=True, cancel_futures=True)
