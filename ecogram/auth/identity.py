@@ -11,3 +11,12 @@ class Identity:
     email: str
     name: str
     role: str
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The token that authenticated the request: for logout (revocation) and CSRF tokens."""
+
+    jti: str
+    expires_at: int  # unix seconds
+    via: str  # "bearer" or "cookie"

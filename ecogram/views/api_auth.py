@@ -1,0 +1,88 @@
+"""``/api/v1/auth``: register, login, logout, me and password changes (JSON in, JSON out)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from ecogram import keys
+from ecogram.catalog import accounts
+from ecogram.errors import AppError
+
+# Account requests are small; the app-wide body limit is sized for ZIP uploads, not for these.
+MAX_JSON_BYTES = 64 * 1024
+
+
+async def read_json(request: web.Request, limit: int = MAX_JSON_BYTES) -> dict[str, Any]:
+    """The request's JSON object, read with a small size limit; 400/413/415 otherwise."""
+    if request.content_length is not None and request.content_length > limit:
+        raise AppError(413, "too_large", "The request body is too large.", {"limit": limit})
+    raw = await request.content.read(limit + 1)
+    if len(raw) > limit:
+        raise AppError(413, "too_large", "The request body is too large.", {"limit": limit})
+    if not raw.strip():
+        return {}
+    if request.content_type not in ("application/json", "application/octet-stream", ""):
+        raise AppError(415, "unsupported_type", "Send the body as application/json.")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise AppError(400, "invalid_json", "The body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise AppError(400, "invalid_json", "The body must be a JSON object.")
+    return body
+
+
+def client_address(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+def _token_response(issued) -> web.Response:
+    return web.json_response(
+        {"access_token": issued.token, "token_type": "bearer", "expires_in": issued.expires_in},
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def register(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    user = await accounts.register(
+        request.app[keys.db_pool], request.app[keys.settings],
+        email=body.get("email"), name=body.get("name"), password=body.get("password"),
+        client=client_address(request),
+    )
+    return web.json_response(user, status=201, headers={"Cache-Control": "no-store"})
+
+
+async def login(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    issued, _identity = await accounts.login(
+        request.app[keys.db_pool], request.app[keys.settings], request.app[keys.login_throttle],
+        email=body.get("email"), password=body.get("password"), client=client_address(request),
+    )
+    return _token_response(issued)
+
+
+async def me(request: web.Request) -> web.Response:
+    user = await accounts.get_user(request.app[keys.db_pool], request[keys.user].id)
+    return web.json_response(user, headers={"Cache-Control": "no-store"})
+
+
+async def logout(request: web.Request) -> web.Response:
+    await accounts.logout(
+        request.app[keys.db_pool], request[keys.user], request[keys.credentials],
+        client=client_address(request),
+    )
+    return web.Response(status=204, headers={"Cache-Control": "no-store"})
+
+
+async def change_password(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    issued = await accounts.change_password(
+        request.app[keys.db_pool], request.app[keys.settings], request.app[keys.login_throttle],
+        request[keys.user], current_password=body.get("current_password"),
+        new_password=body.get("new_password"), client=client_address(request),
+    )
+    return _token_response(issued)
