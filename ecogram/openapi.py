@@ -1,0 +1,456 @@
+"""The OpenAPI 3.1 document, built from the route table so no route can be left out.
+
+Every machine route of ``ecogram.routes.ROUTES`` (``/api``, ``/img``, health) appears: with the
+description kept in ``OPERATIONS`` (by route name) when there is one, else with a generic
+description and response. Access comes from the route's ``access``: public routes carry no
+security requirement, the others need a bearer token. HTML pages are for people and are left out.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ecogram.auth.roles import PUBLIC
+
+MACHINE_PREFIXES = ("/api/", "/img/", "/healthz", "/readyz", "/metrics")
+_PARAM = re.compile(r"\{(\w+)(?::([^{}]*(?:\{[^{}]*\}[^{}]*)*))?\}")
+
+JSON = "application/json"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema,
+            "description": description}
+
+
+_NULLABLE_STR = {"type": ["string", "null"]}
+_TIME = {"type": "string", "format": "date-time"}
+_NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+_PAGE = _query("page", {"type": "integer", "minimum": 1, "maximum": 100000}, "Page, from 1.")
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "additionalProperties": False,
+        "properties": {"error": {
+            "type": "object",
+            "required": ["code", "message", "details"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {"type": "object"},
+            },
+        }},
+    },
+    "ImageUrls": {
+        "type": "object",
+        "required": ["src", "srcset"],
+        "properties": {"src": {"type": "string"}, "srcset": {"type": "string"}},
+    },
+    "Image": {
+        "type": "object",
+        "required": ["id", "code", "product", "position", "status", "filename", "format",
+                     "width", "height", "file_size", "sha256", "blurhash", "color", "importer",
+                     "imported_at", "reviewed_by", "reviewed_at", "review_note", "qc", "alt",
+                     "version", "urls"],
+        "properties": {
+            "id": {"type": "integer"},
+            "code": {"type": "string"},
+            "product": {"type": "string"},
+            "position": {"type": "integer", "minimum": 1},
+            "status": {"enum": ["pending", "approved", "rejected"]},
+            "filename": {"type": "string"},
+            "format": {"type": "string"},
+            "mime": {"type": "string"},
+            "width": {"type": "integer"},
+            "height": {"type": "integer"},
+            "file_size": {"type": "integer"},
+            "sha256": {"type": "string"},
+            "blurhash": {"type": "string"},
+            "color": {"type": "string"},
+            "has_alpha": {"type": "boolean"},
+            "importer": {"type": "string"},
+            "importer_id": {"type": ["integer", "null"]},
+            "batch_id": {"type": ["integer", "null"]},
+            "imported_at": _TIME,
+            "reviewed_by": _NULLABLE_STR,
+            "reviewed_at": _NULLABLE_TIME,
+            "review_note": _NULLABLE_STR,
+            "qc": {"type": "object"},
+            "alt": {"type": "string"},
+            "version": {"type": "integer"},
+            "updated_at": _TIME,
+            "urls": _ref("ImageUrls"),
+        },
+    },
+    "ImageList": {
+        "type": "object",
+        "required": ["items", "total", "page", "per_page"],
+        "properties": {
+            "items": {"type": "array", "items": _ref("Image")},
+            "total": {"type": "integer", "minimum": 0},
+            "page": {"type": "integer"},
+            "per_page": {"type": "integer"},
+        },
+    },
+    "ImageEdit": {
+        "type": "object",
+        "minProperties": 1,
+        "properties": {
+            "code": {"type": "string", "minLength": 1, "maxLength": 100},
+            "product": {"type": "string", "maxLength": 500},
+            "position": {"type": "integer", "minimum": 1},
+            "alt": {"type": "string", "maxLength": 1000},
+            "version": {"type": "integer", "description": "Refuse (409) unless the photo's "
+                        "version is still this one."},
+        },
+    },
+    "Reason": {
+        "type": "object",
+        "properties": {"reason": {"type": "string", "maxLength": 2000}},
+    },
+    "BulkReview": {
+        "type": "object",
+        "required": ["ids", "action"],
+        "properties": {
+            "ids": {"type": "array", "items": {"type": "integer", "minimum": 1},
+                    "minItems": 1, "maxItems": 1000},
+            "action": {"enum": ["approve", "reject"]},
+            "reason": {"type": "string", "maxLength": 2000},
+        },
+    },
+    "BulkReviewResult": {
+        "type": "object",
+        "required": ["action", "succeeded", "failed", "results"],
+        "properties": {
+            "action": {"type": "string"},
+            "succeeded": {"type": "integer"},
+            "failed": {"type": "integer"},
+            "results": {"type": "array", "items": {
+                "type": "object",
+                "required": ["id", "outcome", "status"],
+                "properties": {
+                    "id": {"type": "integer"},
+                    "outcome": {"enum": ["ok", "error"]},
+                    "status": {"type": "integer"},
+                    "record": _ref("Image"),
+                    "error": {"type": "object"},
+                },
+            }},
+        },
+    },
+    "AuditEntry": {
+        "type": "object",
+        "required": ["id", "at", "actor", "action", "details"],
+        "properties": {
+            "id": {"type": "integer"},
+            "at": _TIME,
+            "actor_id": {"type": ["integer", "null"]},
+            "actor": {"type": "string"},
+            "action": {"type": "string"},
+            "image_id": {"type": ["integer", "null"]},
+            "target": _NULLABLE_STR,
+            "client": _NULLABLE_STR,
+            "details": {"type": "object"},
+        },
+    },
+    "AuditList": {
+        "type": "object",
+        "required": ["items", "total", "page", "per_page"],
+        "properties": {
+            "items": {"type": "array", "items": _ref("AuditEntry")},
+            "total": {"type": "integer"},
+            "page": {"type": "integer"},
+            "per_page": {"type": "integer"},
+        },
+    },
+    "User": {
+        "type": "object",
+        "required": ["id", "email", "name", "role"],
+        "properties": {
+            "id": {"type": "integer"},
+            "email": {"type": "string"},
+            "name": {"type": "string"},
+            "role": {"enum": ["viewer", "importer", "reviewer", "admin"]},
+            "disabled": {"type": "boolean"},
+        },
+    },
+    "Token": {
+        "type": "object",
+        "required": ["access_token", "token_type", "expires_in"],
+        "properties": {
+            "access_token": {"type": "string"},
+            "token_type": {"const": "bearer"},
+            "expires_in": {"type": "integer"},
+        },
+    },
+    "ImportReport": {
+        "type": "object",
+        "required": ["id", "status", "accepted", "duplicate", "rejected", "items"],
+        "properties": {
+            "id": {"type": "integer"},
+            "status": {"type": "string"},
+            "accepted": {"type": "integer"},
+            "duplicate": {"type": "integer"},
+            "rejected": {"type": "integer"},
+            "items": {"type": "array", "items": {
+                "type": "object",
+                "required": ["seq", "filename", "outcome"],
+                "properties": {"outcome": {"enum": ["accepted", "duplicate", "rejected"]}},
+            }},
+        },
+    },
+    "Placeholder": {
+        "type": "object",
+        "required": ["blurhash", "width", "height", "color"],
+        "properties": {
+            "blurhash": {"type": "string"},
+            "width": {"type": "integer"},
+            "height": {"type": "integer"},
+            "color": {"type": "string"},
+        },
+    },
+}
+
+_LIST_PARAMS = [
+    _query("status", {"enum": ["pending", "approved", "rejected"]}, "Only this status."),
+    _query("code", {"type": "string"}, "Product codes, comma-separated (or repeated)."),
+    _query("q", {"type": "string", "maxLength": 200}, "Text in the code or product name."),
+    _query("importer", {"type": "string"}, "Importer: a user id or a name."),
+    _query("since", _TIME, "Imported at or after (ISO 8601)."),
+    _query("until", _TIME, "Imported before (ISO 8601)."),
+    _query("sort", {"enum": [
+        f"{sign}{key}" for key in ("imported_at", "code", "position", "product", "file_size",
+                                   "status", "reviewed_at", "updated_at") for sign in ("", "-")
+    ]}, "Sort key; a leading '-' sorts descending. Default -imported_at."),
+    _PAGE,
+    _query("per_page", {"type": "integer", "minimum": 1, "maximum": 100}, "Items per page."),
+]
+_EXPORT_PARAMS = [
+    _query("code", {"type": "string"}, "Product codes, comma-separated (or repeated)."),
+    _query("since", _TIME, "Only images approved or updated since (incremental export)."),
+    _query("status", {"enum": ["pending", "approved", "rejected"]}, "Default approved."),
+]
+_IMG_PARAMS = [
+    _query("w", {"type": "integer", "minimum": 1}, "Width in CSS pixels."),
+    _query("h", {"type": "integer", "minimum": 1}, "Height in CSS pixels."),
+    _query("dpr", {"type": "number", "minimum": 1, "maximum": 4}, "Device pixel ratio."),
+    _query("fit", {"enum": ["cover", "contain", "inside", "fill"]}, "Fit mode."),
+    _query("g", {"enum": ["center", "attention", "entropy", "north", "south", "east", "west"]},
+           "Crop gravity."),
+    _query("fmt", {"enum": ["auto", "avif", "webp", "jpeg", "png"]}, "Output format."),
+    _query("q", {"type": "integer", "minimum": 1, "maximum": 100}, "Quality."),
+    _query("bg", {"type": "string", "pattern": "^[0-9a-fA-F]{6}$"}, "Background colour."),
+    _query("v", {"type": "string"}, "Version token: immutable answer when it matches."),
+    _query("s", {"type": "string"}, "Signature for sizes outside the allowed list."),
+]
+_BINARY = {"type": "string", "format": "binary"}
+_UPLOAD = {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"],
+    "properties": {"file": _BINARY, "code": {"type": "string"},
+                   "product": {"type": "string"}, "position": {"type": "integer"},
+                   "alt": {"type": "string"}},
+}}}}
+_CSV = {"text/csv": {"schema": {"type": "string"}}}
+
+# Per route name: summary, description, query parameters, request body, success responses.
+OPERATIONS: dict[str, dict[str, Any]] = {
+    "healthz": {"summary": "Liveness", "responses": {"200": _json({"type": "object"})}},
+    "readyz": {"summary": "Readiness: database answers and schema is current",
+               "responses": {"200": _json({"type": "object"}),
+                             "503": _json(_ref("Error"), "Not ready")}},
+    "metrics": {"summary": "Prometheus metrics", "responses": {"200": {
+        "description": "Prometheus text", "content": {"text/plain": {"schema": {
+            "type": "string"}}}}}},
+    "images_list": {"summary": "List image records", "parameters": _LIST_PARAMS,
+                    "responses": {"200": _json(_ref("ImageList"))}},
+    "images_get": {"summary": "One image record",
+                   "responses": {"200": _json(_ref("Image"))}},
+    "images_edit": {
+        "summary": "Edit code, product, position or alt",
+        "description": "Positions of a code stay 1..n: moving a photo shifts the others; "
+                       "moving it to another code inserts it there and closes the gap. Send "
+                       "If-Match (the ETag of GET) or `version` for optimistic concurrency "
+                       "(409 on mismatch).",
+        "requestBody": {"required": True, "content": {JSON: {"schema": _ref("ImageEdit")}}},
+        "responses": {"200": _json(_ref("Image"))},
+    },
+    "images_delete": {
+        "summary": "Delete (soft) an image; ?purge=true removes it for good",
+        "parameters": [_query("purge", {"enum": ["true", "false"]}, "Remove row and original "
+                                        "(admin).")],
+        "responses": {"204": {"description": "Deleted"}},
+    },
+    "images_purge": {"summary": "Remove an image and its original for good",
+                     "responses": {"204": {"description": "Purged"}}},
+    "images_original": {"summary": "The original bytes as uploaded", "responses": {"200": {
+        "description": "The original file", "content": {"image/*": {"schema": _BINARY}}}}},
+    "images_replace": {
+        "summary": "Replace the photo of a record",
+        "description": "Same checks as import; new version; back to pending.",
+        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+            "type": "object", "required": ["file"], "properties": {"file": _BINARY}}}}},
+        "responses": {"200": _json(_ref("Image"))},
+    },
+    "images_approve": {"summary": "Approve a pending image",
+                       "requestBody": {"content": {JSON: {"schema": _ref("Reason")}}},
+                       "responses": {"200": _json(_ref("Image"))}},
+    "images_reject": {"summary": "Reject a pending image (reason required)",
+                      "requestBody": {"required": True, "content": {JSON: {"schema": {
+                          "type": "object", "required": ["reason"],
+                          "properties": {"reason": {"type": "string", "minLength": 1,
+                                                    "maxLength": 2000}}}}}},
+                      "responses": {"200": _json(_ref("Image"))}},
+    "reviews_bulk": {"summary": "Approve or reject many images; per-id outcome",
+                     "requestBody": {"required": True,
+                                     "content": {JSON: {"schema": _ref("BulkReview")}}},
+                     "responses": {"200": _json(_ref("BulkReviewResult"))}},
+    "exports_get": {"summary": "Export images to a shop platform (streamed file)",
+                    "parameters": _EXPORT_PARAMS,
+                    "responses": {"200": {"description": "The export file", "content": {
+                        **_CSV, JSON: {"schema": {"type": "object"}},
+                        "application/zip": {"schema": _BINARY}}}}},
+    "audit_list": {"summary": "The audit trail", "parameters": [
+        _query("image_id", {"type": "integer", "minimum": 1}, "Only this image."),
+        _query("actor", {"type": "string"}, "Actor: a user id or a name."),
+        _query("action", {"type": "string"}, "Only this action."),
+        _query("since", _TIME, "At or after."),
+        _query("until", _TIME, "Before."),
+        _PAGE,
+        _query("per_page", {"type": "integer", "minimum": 1, "maximum": 200},
+               "Items per page."),
+    ], "responses": {"200": _json(_ref("AuditList"))}},
+    "openapi": {"summary": "This document", "responses": {"200": _json({"type": "object"})}},
+    # Other helpers' routes, described from API.md.
+    "images_import": {"summary": "Upload one or more photos", "requestBody": _UPLOAD,
+                      "responses": {"201": _json(_ref("ImportReport"))}},
+    "imports_create": {"summary": "Import a ZIP and/or CSV manifest", "requestBody": {
+        "required": True, "content": {"multipart/form-data": {"schema": {
+            "type": "object", "properties": {"archive": _BINARY, "manifest": _BINARY}}}}},
+        "responses": {"201": _json(_ref("ImportReport"))}},
+    "imports_get": {"summary": "An import batch report",
+                    "responses": {"200": _json(_ref("ImportReport"))}},
+    "auth_register": {"summary": "Register (the first user becomes admin)", "requestBody": {
+        "required": True, "content": {JSON: {"schema": {
+            "type": "object", "required": ["email", "name", "password"],
+            "properties": {"email": {"type": "string"}, "name": {"type": "string"},
+                           "password": {"type": "string"}}}}}},
+        "responses": {"201": _json(_ref("User"))}},
+    "auth_login": {"summary": "Log in", "requestBody": {
+        "required": True, "content": {JSON: {"schema": {
+            "type": "object", "required": ["email", "password"],
+            "properties": {"email": {"type": "string"}, "password": {"type": "string"}}}}}},
+        "responses": {"200": _json(_ref("Token"))}},
+    "auth_me": {"summary": "The signed-in user", "responses": {"200": _json(_ref("User"))}},
+    "auth_logout": {"summary": "Revoke this token",
+                    "responses": {"204": {"description": "Logged out"}}},
+    "auth_password": {"summary": "Change one's password", "requestBody": {
+        "required": True, "content": {JSON: {"schema": {"type": "object"}}}},
+        "responses": {"200": _json(_ref("Token"))}},
+    "users_list": {"summary": "List users", "responses": {"200": _json({
+        "type": "object", "required": ["items"],
+        "properties": {"items": {"type": "array", "items": _ref("User")}}})}},
+    "users_update": {"summary": "Change a user's role or disabled flag", "requestBody": {
+        "required": True, "content": {JSON: {"schema": {
+            "type": "object", "properties": {
+                "role": {"enum": ["viewer", "importer", "reviewer", "admin"]},
+                "disabled": {"type": "boolean"}}}}}},
+        "responses": {"200": _json(_ref("User"))}},
+}
+
+_IMAGE_BODY = {"description": "The image", "content": {"image/*": {"schema": _BINARY}}}
+for _name in ("img", "img_position"):
+    OPERATIONS.setdefault(_name, {"summary": "An approved image, resized on the fly",
+                                  "parameters": _IMG_PARAMS, "responses": {"200": _IMAGE_BODY}})
+for _name in ("img_placeholder", "img_position_placeholder"):
+    OPERATIONS.setdefault(_name, {"summary": "Blurhash placeholder of an approved image",
+                                  "responses": {"200": _json(_ref("Placeholder"))}})
+
+
+def _path_and_parameters(path: str) -> tuple[str, list[dict[str, Any]]]:
+    """aiohttp's ``{id:\\d+}`` becomes OpenAPI's ``{id}`` with a schema from the pattern."""
+    parameters = []
+
+    def replace(match: re.Match[str]) -> str:
+        name, pattern = match[1], match[2]
+        schema: dict[str, Any] = {"type": "string"}
+        if pattern in (r"\d+", "[0-9]+"):
+            schema = {"type": "integer", "minimum": 1}
+        elif pattern and re.fullmatch(r"\(?[\w|]+\)?", pattern):
+            schema = {"enum": pattern.strip("()").split("|")}
+        elif pattern:
+            schema = {"type": "string", "pattern": f"^{pattern}$"}
+        parameters.append({"name": name, "in": "path", "required": True, "schema": schema})
+        return "{" + name + "}"
+
+    return _PARAM.sub(replace, path), parameters
+
+
+def _generic_responses(status: str = "200") -> dict[str, Any]:
+    return {status: {"description": "OK"}}
+
+
+def build(routes: list[Any], public_url: str = "") -> dict[str, Any]:
+    """The OpenAPI document of these routes (``ecogram.routes.ROUTES``)."""
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        if not route.path.startswith(MACHINE_PREFIXES) and route.path != "/api/openapi.json":
+            continue
+        path, path_params = _path_and_parameters(route.path)
+        described = OPERATIONS.get(route.name, {})
+        responses = dict(described.get("responses") or _generic_responses())
+        # Every failure has the one JSON error shape.
+        responses["default"] = _json(_ref("Error"), "Error (JSON error shape)")
+        operation: dict[str, Any] = {
+            "operationId": route.name,
+            "summary": described.get("summary", route.name.replace("_", " ")),
+            "tags": [_tag(route.path)],
+            "responses": responses,
+            "x-access": route.access,
+        }
+        if "description" in described:
+            operation["description"] = described["description"]
+        parameters = path_params + list(described.get("parameters", []))
+        if parameters:
+            operation["parameters"] = parameters
+        if "requestBody" in described:
+            operation["requestBody"] = described["requestBody"]
+        if route.access == PUBLIC:
+            operation["security"] = []
+        else:
+            operation["description"] = (
+                operation.get("description", "") + f" Requires the {route.access} role or "
+                "higher.").strip()
+        paths.setdefault(path, {})[route.method.lower()] = operation
+    document: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": "E-co Gram", "version": "1",
+                 "description": "Image back office and image CDN of an online shop."},
+        "paths": paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "bearerFormat": "JWT"}},
+        },
+        "security": [{"bearer": []}],
+    }
+    if public_url:
+        document["servers"] = [{"url": public_url}]
+    return document
+
+
+def _tag(path: str) -> str:
+    parts = [p for p in path.split("/") if p and not p.startswith("{")]
+    if parts[:2] == ["api", "v1"] and len(parts) > 2:
+        return parts[2]
+    return parts[0] if parts else "root"
