@@ -1,0 +1,578 @@
+"""Delivery: what ``/img/{code}[/{position}]`` answers, as fast as the answer allows.
+
+The order of a request (API.md is the contract):
+
+1. parse and check the query (``imaging.options``), sizes against ECOGRAM_ALLOWED_SIZES unless
+   ``s`` signs the URL — no database, no pixels;
+2. resolve code/position → (image id, version, sizes) from the in-process resolution cache,
+   kept exact across workers by PostgreSQL LISTEN/NOTIFY (``cache.ImageListener``);
+3. negotiate the format, build the key ``id:version:options.format`` — the strong ETag too —
+   and answer 304 when the client has it;
+4. the variant: memory LRU → Redis → render, the last two behind a single flight per key;
+   a render reads the master (or the original when the master is too small) through the
+   masters cache and runs in the libvips pool under a bounded queue and a time limit.
+
+Cache keys carry the image version, and every change of what an address serves bumps the
+version (replace, reorder) or leaves the approved set (reject, delete): old variants become
+unreachable by construction. The event hooks and NOTIFY only keep memory and freshness tidy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import email.utils
+import json
+import logging
+import re
+import time
+import urllib.parse
+from collections.abc import Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from multidict import MultiDict
+
+from ecogram import db
+from ecogram.cache import (
+    MISSING,
+    ByteLRU,
+    ImageListener,
+    RedisTier,
+    Resolutions,
+    SingleFlight,
+    Variant,
+)
+from ecogram.catalog import signing
+from ecogram.errors import AppError
+from ecogram.imaging import pipeline
+from ecogram.imaging.options import (
+    OUTPUT_FORMATS,
+    RenderOptions,
+    negotiate,
+    parse_options,
+)
+from ecogram.metrics import Metrics
+from ecogram.settings import Settings
+
+log = logging.getLogger("ecogram.delivery")
+
+MB = 1024 * 1024
+YEAR = 31_536_000
+IMMUTABLE = f"public, max-age={YEAR}, immutable"
+MAX_POSITION = 2_147_483_647  # images.position is an integer
+MAX_CODE = 200
+PARSED_MEMO = 4096  # distinct query strings whose parsed options are kept
+ACCEPT_MEMO = 512  # distinct Accept headers whose negotiated format is kept
+EAGER_QUEUE = 1000  # approvals waiting for their presets; beyond, presets render on demand
+_VERSION = re.compile(r"[0-9]{1,10}")
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """What an address serves: one approved image at one version (no pixels)."""
+
+    id: int
+    code: str
+    position: int
+    version: int
+    last_modified: str  # HTTP date of updated_at
+    width: int  # upright size of the original
+    height: int
+    has_alpha: bool
+    blurhash: str
+    color: str
+    master_width: int
+    master_height: int
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Resolved:
+        updated: dt.datetime = row["updated_at"]
+        return cls(
+            id=row["id"],
+            code=row["code"],
+            position=row["position"],
+            version=row["version"],
+            last_modified=email.utils.format_datetime(updated.astimezone(dt.UTC), usegmt=True),
+            width=row["width"],
+            height=row["height"],
+            has_alpha=row["has_alpha"],
+            blurhash=row["blurhash"],
+            color=row["color"],
+            master_width=row["master_width"],
+            master_height=row["master_height"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int  # 200 or 304
+    body: bytes
+    headers: dict[str, str]
+    tier: str  # memory, redis, render, not_modified
+
+
+class _Stale(Exception):
+    """The image changed between resolving it and reading its bytes."""
+
+
+def not_found() -> AppError:
+    return AppError(404, "not_found", "There is no approved image at this address.")
+
+
+def _bad(name: str, message: str, code: str = "invalid_parameter", **details: Any) -> AppError:
+    return AppError(400, code, message, {"parameter": name, **details})
+
+
+def etag_matches(header: str, etag: str) -> bool:
+    """If-None-Match uses the weak comparison: ``W/"x"`` matches ``"x"``; ``*`` matches all."""
+    if header.strip() == "*":
+        return True
+    for candidate in header.split(","):
+        candidate = candidate.strip()
+        if candidate.startswith("W/"):
+            candidate = candidate[2:]
+        if candidate == etag:
+            return True
+    return False
+
+
+def version_token(query: Mapping[str, str]) -> int | None:
+    raw = query.get("v")
+    if raw is None:
+        return None
+    if not _VERSION.fullmatch(raw):
+        raise _bad("v", "Parameter 'v' must be the image's version number.")
+    return int(raw)
+
+
+def _render_timed(
+    source: bytes, opts: RenderOptions, fmt: str, width: int, height: int
+) -> tuple[pipeline.Rendered, float]:
+    started = time.perf_counter()
+    rendered = pipeline.render(source, opts, fmt, source_width=width, source_height=height)
+    return rendered, time.perf_counter() - started
+
+
+class Delivery:
+    """The delivery use case and its caches; one per application (worker)."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        settings: Settings,
+        executor: Executor,
+        metrics: Metrics,
+    ) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.executor = executor
+        self.metrics = metrics
+        self.variants: ByteLRU[str, Variant] = ByteLRU(settings.cache_memory_mb * MB)
+        self.masters: ByteLRU[tuple[int, int, str], bytes] = ByteLRU(
+            settings.masters_cache_mb * MB
+        )
+        self.resolutions = Resolutions()
+        self.listener: ImageListener | None = None
+        self.redis: RedisTier | None = None
+        if settings.redis_url:
+            lookups = metrics.cache_lookups
+            self.redis = RedisTier(
+                settings.redis_url,
+                namespace=f"{settings.redis_prefix}:img",
+                ttl=settings.cache_ttl,
+                on_lookup=lambda result: lookups.labels("redis", result).inc(),
+            )
+        self._flights: SingleFlight[tuple[Variant, str]] = SingleFlight()
+        self._source_flights: SingleFlight[bytes] = SingleFlight()
+        self._resolve_flights: SingleFlight[Resolved | None] = SingleFlight()
+        self._parsed: dict[Any, tuple[RenderOptions, int | None]] = {}
+        self._negotiated: dict[tuple[str | None, bool], str] = {}
+        self._allowed = frozenset(settings.allowed_sizes or ())
+        self._short_cache = f"public, max-age={settings.cache_max_age}"
+        self._capacity = settings.render_threads + settings.render_queue
+        self._in_flight = 0
+        self._eager_formats = tuple(f for f in settings.eager_formats if f in OUTPUT_FORMATS)
+        self._eager_queue: asyncio.Queue[int] = asyncio.Queue(EAGER_QUEUE)
+        self._eager_task: asyncio.Task | None = None
+        # Bound once: labels() takes a lock and a dict lookup, too much for every hit.
+        self._mem_hit = metrics.cache_lookups.labels("memory", "hit")
+        self._mem_miss = metrics.cache_lookups.labels("memory", "miss")
+        self._res_hit = metrics.resolutions.labels("hit")
+        self._res_miss = metrics.resolutions.labels("miss")
+        self._served = {tier: metrics.img_served.labels(tier)
+                        for tier in ("memory", "redis", "render", "not_modified")}
+
+    # --- life cycle -------------------------------------------------------------------------
+
+    async def start(self, *, listen: bool = True) -> None:
+        if listen and self.settings.database_url:
+            self.listener = ImageListener(self.settings.database_url, self.resolutions)
+            await self.listener.start()
+        if self.settings.eager_widths and self._eager_formats:
+            self._eager_task = asyncio.create_task(self._eager_worker(), name="ecogram-eager")
+
+    async def close(self) -> None:
+        if self._eager_task is not None:
+            self._eager_task.cancel()
+            await asyncio.gather(self._eager_task, return_exceptions=True)
+        for flights in (self._flights, self._source_flights, self._resolve_flights):
+            await flights.cancel_all()
+        if self.listener is not None:
+            await self.listener.stop()
+        if self.redis is not None:
+            await self.redis.close()
+
+    # --- the request ------------------------------------------------------------------------
+
+    def parse(self, path: str, query_string: str) -> tuple[RenderOptions, int | None]:
+        """The checked options and ``v`` of a query, memoised by its exact text.
+
+        Pages repeat the same few query strings thousands of times; parsing and checking one
+        costs more than the rest of a warm answer. Only queries that passed every check are
+        kept, keyed by the text alone unless signed (a signature covers the path as well).
+        """
+        memo_key = (path, query_string) if "s=" in query_string else query_string
+        parsed = self._parsed.get(memo_key)
+        if parsed is not None:
+            return parsed
+        query = MultiDict(urllib.parse.parse_qsl(query_string, keep_blank_values=True))
+        opts = parse_options(query)
+        parsed = (opts, version_token(query))
+        self.check_size(opts, path, query)
+        if len(self._parsed) >= PARSED_MEMO:
+            del self._parsed[next(iter(self._parsed))]
+        self._parsed[memo_key] = parsed
+        return parsed
+
+    async def serve(
+        self,
+        code: str,
+        position: int | None,
+        path: str,
+        query_string: str,
+        accept: str | None,
+        if_none_match: str | None,
+    ) -> Answer:
+        """The answer to ``GET /img/{code}[/{position}]``; AppError for 4xx/503.
+
+        ``path`` is the decoded path, ``query_string`` the raw query (still percent-encoded).
+        """
+        opts, wanted_version = self.parse(path, query_string)
+        for attempt in (1, 2):
+            resolved = await self.resolve(code, position)
+            fmt = self._negotiate(opts.fmt, accept, resolved.has_alpha)
+            key = f"{resolved.id}:{resolved.version}:{opts.cache_key(fmt)}"
+            headers = {
+                "ETag": f'"{key}"',
+                "Last-Modified": resolved.last_modified,
+                "Cache-Control": (
+                    IMMUTABLE if wanted_version == resolved.version else self._short_cache
+                ),
+            }
+            if opts.fmt == "auto":
+                headers["Vary"] = "Accept"
+            if if_none_match is not None and etag_matches(if_none_match, headers["ETag"]):
+                self._served["not_modified"].inc()
+                return Answer(304, b"", headers, "not_modified")
+            try:
+                variant, tier = await self.variant(resolved, opts, fmt, key)
+            except _Stale:
+                # Replaced or unpublished between the lookup and the read: look again, once.
+                self.resolutions.forget(code)
+                if attempt == 2:
+                    raise not_found() from None
+                continue
+            headers["Content-Type"] = variant.content_type
+            self._served[tier].inc()
+            return Answer(200, variant.data, headers, tier)
+        raise AssertionError("unreachable")
+
+    def _negotiate(self, fmt: str, accept: str | None, has_alpha: bool) -> str:
+        """``options.negotiate``, memoised: browsers send a handful of distinct Accept headers."""
+        if fmt != "auto":
+            return fmt
+        memo_key = (accept, has_alpha)
+        chosen = self._negotiated.get(memo_key)
+        if chosen is None:
+            chosen = negotiate(fmt, accept, has_alpha)
+            if len(self._negotiated) >= ACCEPT_MEMO:
+                del self._negotiated[next(iter(self._negotiated))]
+            self._negotiated[memo_key] = chosen
+        return chosen
+
+    def check_size(self, opts: RenderOptions, path: str, query: Mapping[str, str]) -> None:
+        """Allowed sizes, or a valid signature; a signature that is given must be valid."""
+        signature = query.get(signing.SIGNATURE_PARAM)
+        if signature is not None:
+            items = query.items()
+            if not signing.verify(self.settings.secret_key or "", path, items, signature):
+                raise _bad("s", "The signature does not match this URL.", "invalid_signature")
+            return
+        if self.settings.allowed_sizes is None:
+            return
+        target_w, target_h = opts.target_size()
+        for name, asked, css in (("w", target_w, opts.width), ("h", target_h, opts.height)):
+            if asked is None or asked in self._allowed:
+                continue
+            blame = "dpr" if css in self._allowed else name
+            raise _bad(
+                blame,
+                f"{asked} pixels is not an allowed size (parameter '{name}' times 'dpr'); use "
+                "one of the allowed sizes or a signed URL.",
+                "size_not_allowed",
+                size=asked,
+                allowed=list(self.settings.allowed_sizes),
+            )
+
+    async def resolve(self, code: str, position: int | None) -> Resolved:
+        """The approved live image at this address, or 404."""
+        if not code or len(code) > MAX_CODE or (
+            position is not None and not 1 <= position <= MAX_POSITION
+        ):
+            raise not_found()
+        cached = self.resolutions.get(code, position)
+        if cached is not MISSING:
+            self._res_hit.inc()
+            if cached is None:
+                raise not_found()
+            return cached
+        self._res_miss.inc()
+        found = await self._resolve_flights.run(
+            (code, position), lambda: self._resolve_db(code, position)
+        )
+        if found is None:
+            raise not_found()
+        return found
+
+    async def _resolve_db(self, code: str, position: int | None) -> Resolved | None:
+        epoch = self.resolutions.epoch
+        async with self.pool.acquire() as conn:
+            row = await db.queries.delivery_resolve(conn, code=code, position=position)
+        found = Resolved.from_row(row) if row is not None else None
+        self.resolutions.put(code, position, found, epoch)
+        return found
+
+    async def variant(
+        self, resolved: Resolved, opts: RenderOptions, fmt: str, key: str
+    ) -> tuple[Variant, str]:
+        """The variant's bytes and the tier they came from."""
+        hit = self.variants.get(key)
+        if hit is not None:
+            self._mem_hit.inc()
+            return hit, "memory"
+        self._mem_miss.inc()
+        return await self._flights.run(key, lambda: self._fill(resolved, opts, fmt, key))
+
+    async def _fill(
+        self, resolved: Resolved, opts: RenderOptions, fmt: str, key: str
+    ) -> tuple[Variant, str]:
+        if self.redis is not None:
+            shared = await self.redis.get(key)
+            if shared is not None:
+                self.variants.put(key, shared, len(shared.data))
+                return shared, "redis"
+        kind, width, height = self.source_for(resolved, opts)
+        source = await self._source(resolved, kind)
+        rendered = await self._render(source, opts, fmt, width, height, kind)
+        variant = Variant(rendered.data, rendered.content_type)
+        self.variants.put(key, variant, len(variant.data))
+        if self.redis is not None:
+            self.redis.put_later(key, variant)
+        return variant, "render"
+
+    @staticmethod
+    def source_for(resolved: Resolved, opts: RenderOptions) -> tuple[str, int, int]:
+        """("master" | "original", its upright width, height) for these options.
+
+        The master (long side ≤ ECOGRAM_MASTER_SIDE, upright, sRGB) serves every size it can
+        fill without enlarging; larger sizes render from the original.
+        """
+        planned = pipeline.plan(opts, resolved.width, resolved.height)
+        rw, rh = planned.resize
+        if rw <= resolved.master_width and rh <= resolved.master_height:
+            return "master", resolved.master_width, resolved.master_height
+        return "original", resolved.width, resolved.height
+
+    async def _source(self, resolved: Resolved, kind: str) -> bytes:
+        key = (resolved.id, resolved.version, kind)
+        data = self.masters.get(key)
+        if data is not None:
+            self.metrics.masters_cache.labels("hit").inc()
+            return data
+        self.metrics.masters_cache.labels("miss").inc()
+        return await self._source_flights.run(key, lambda: self._load_source(resolved, kind))
+
+    async def _load_source(self, resolved: Resolved, kind: str) -> bytes:
+        query = db.queries.delivery_master if kind == "master" else db.queries.delivery_original
+        async with self.pool.acquire() as conn:
+            row = await query(conn, id=resolved.id, version=resolved.version)
+        if row is None:
+            raise _Stale()
+        data = bytes(row[0])
+        self.masters.put((resolved.id, resolved.version, kind), data, len(data))
+        return data
+
+    async def _render(
+        self, source: bytes, opts: RenderOptions, fmt: str, width: int, height: int, kind: str
+    ) -> pipeline.Rendered:
+        """Render in the libvips pool: bounded queue (503 beyond) and a time limit.
+
+        The time limit covers the wait for a thread and the render. A render that overruns
+        keeps its thread until libvips is done (a thread cannot be killed), and keeps its place
+        in the count, so overruns cannot pile up beyond the queue.
+        """
+        if self._in_flight >= self._capacity:
+            self.metrics.render_rejections.labels("queue_full").inc()
+            raise AppError(
+                503, "overloaded", "The image server is busy; try again in a moment.",
+                {"retry_after": 1}, headers={"Retry-After": "1"},
+            )
+        self._in_flight += 1
+        self.metrics.render_queue.set(self._in_flight)
+        future = asyncio.wrap_future(
+            self.executor.submit(_render_timed, source, opts, fmt, width, height)
+        )
+        future.add_done_callback(self._render_done)
+        try:
+            rendered, seconds = await asyncio.wait_for(
+                asyncio.shield(future), self.settings.render_timeout
+            )
+        except TimeoutError:
+            future.cancel()  # dequeued if it has not started; a running render finishes
+            self.metrics.render_rejections.labels("timeout").inc()
+            log.warning(json.dumps({"event": "render_timeout", "format": fmt,
+                                    "timeout_s": self.settings.render_timeout}))
+            raise AppError(
+                503, "render_timeout", "Rendering this image took too long; try again later.",
+                {"retry_after": 5}, headers={"Retry-After": "5"},
+            ) from None
+        self.metrics.renders.labels(fmt, kind).inc()
+        self.metrics.render_seconds.labels(fmt).observe(seconds)
+        return rendered
+
+    def _render_done(self, future: asyncio.Future) -> None:
+        self._in_flight -= 1
+        self.metrics.render_queue.set(self._in_flight)
+        if not future.cancelled():
+            future.exception()  # retrieved here; the awaiting caller re-raises its own copy
+
+    # --- placeholder ------------------------------------------------------------------------
+
+    async def placeholder(
+        self, code: str, position: int | None, query: Mapping[str, str],
+        if_none_match: str | None,
+    ) -> Answer:
+        for name in query:
+            if name != "v":
+                raise _bad(name, f"Unknown parameter '{name}'.")
+        wanted_version = version_token(query)
+        resolved = await self.resolve(code, position)
+        headers = {
+            "ETag": f'"{resolved.id}:{resolved.version}:placeholder"',
+            "Last-Modified": resolved.last_modified,
+            "Cache-Control": (
+                IMMUTABLE if wanted_version == resolved.version else self._short_cache
+            ),
+        }
+        if if_none_match is not None and etag_matches(if_none_match, headers["ETag"]):
+            return Answer(304, b"", headers, "not_modified")
+        body = json.dumps({
+            "blurhash": resolved.blurhash,
+            "width": resolved.width,
+            "height": resolved.height,
+            "color": resolved.color,
+        }).encode()
+        headers["Content-Type"] = "application/json"
+        return Answer(200, body, headers, "memory")
+
+    # --- hooks: approvals and changes (ecogram.catalog.events) ---------------------------
+
+    async def on_approved(self, image_id: int) -> None:
+        """A photo went live: drop cached "nothing here" answers, queue its presets."""
+        self.resolutions.clear()
+        if self._eager_task is None:
+            return
+        try:
+            self._eager_queue.put_nowait(image_id)
+        except asyncio.QueueFull:
+            self.metrics.eager_renders.labels("skipped").inc()
+
+    async def on_changed(self, image_id: int) -> None:
+        """What an image's address serves changed: forget it here, now (NOTIFY tells others)."""
+        self.resolutions.clear()
+        prefix = f"{image_id}:"
+        self.variants.discard_where(lambda key: key.startswith(prefix))
+        self.masters.discard_where(lambda key: key[0] == image_id)
+
+    async def eager_idle(self) -> None:
+        """Wait until every queued approval's presets are done (tests, shutdown)."""
+        await self._eager_queue.join()
+
+    async def _eager_worker(self) -> None:
+        # One at a time: presets fill the cache in the background without crowding the pool
+        # that shoppers' renders need.
+        while True:
+            image_id = await self._eager_queue.get()
+            try:
+                await self._eager_one(image_id)
+            except Exception:
+                self.metrics.eager_renders.labels("failed").inc()
+                log.exception(json.dumps({"event": "eager_render_failed",
+                                          "image_id": image_id}))
+            finally:
+                self._eager_queue.task_done()
+
+    async def _eager_one(self, image_id: int) -> None:
+        async with self.pool.acquire() as conn:
+            row = await db.queries.delivery_resolve_id(conn, id=image_id)
+        if row is None or row["status"] != "approved":
+            self.metrics.eager_renders.labels("skipped").inc()
+            return
+        resolved = Resolved.from_row(row)
+        for fmt in self._eager_formats:
+            for width in self.settings.eager_widths:
+                opts = RenderOptions(width=width)
+                key = f"{resolved.id}:{resolved.version}:{opts.cache_key(fmt)}"
+                if key in self.variants:
+                    self.metrics.eager_renders.labels("cached").inc()
+                    continue
+                try:
+                    _, tier = await self.variant(resolved, opts, fmt, key)
+                except (AppError, _Stale):
+                    self.metrics.eager_renders.labels("skipped").inc()
+                    return
+                self.metrics.eager_renders.labels(
+                    "rendered" if tier == "render" else "cached").inc()
+
+
+# --- signed URLs ------------------------------------------------------------------------------
+
+async def signed_url(
+    conn: asyncpg.Connection, settings: Settings, image_id: int, params: Mapping[str, str]
+) -> dict[str, Any]:
+    """A signed ``/img`` URL of this image with these options (and its current ``v``)."""
+    chosen = {name: params[name] for name in params if name not in ("v", "s")}
+    parse_options(chosen)  # a bad option is a 400 now, not a broken URL later
+    row = await db.queries.delivery_resolve_id(conn, id=image_id)
+    if row is None:
+        raise AppError(404, "not_found", "There is no image with this id.")
+    path = f"/img/{row['code']}/{row['position']}"
+    signed = signing.signed_path(
+        settings.secret_key or "", path, {**chosen, "v": str(row["version"])}
+    )
+    return {
+        "url": f"{settings.public_url}{signed}",
+        "path": signed,
+        "image_id": row["id"],
+        "version": row["version"],
+        "status": row["status"],
+    }
+
+
+def sign_path(secret: str, path: str, params: Mapping[str, str]) -> str:
+    """Sign a ``/img`` path given as typed or as found in a URL (percent-encoded or not)."""
+    parse_options({k: v for k, v in params.items() if k != "s"})
+    return signing.signed_path(secret, urllib.parse.unquote(path), params)

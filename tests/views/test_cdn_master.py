@@ -1,0 +1,47 @@
+"""/img renders from the stored master when it is big enough, from the original otherwise."""
+
+from __future__ import annotations
+
+import pytest
+
+from ecogram import keys
+from ecogram.imaging.options import parse_options
+from ecogram.imaging.pipeline import plan
+from tests.views.cdn_support import decode, fixture_bytes, publish
+
+PHOTO_SIZE = (2000, 1072)  # valid/xmp_test.jpg
+
+
+@pytest.fixture
+def settings(settings):
+    return settings.replace(master_side=1000, allowed_sizes=None, eager_widths=())
+
+
+async def test_small_sizes_render_from_the_master_and_large_ones_from_the_original(
+    client, login_as
+):
+    await publish(client, login_as, fixture_bytes("valid/xmp_test.jpg"), "SRC-1")
+    metrics = client.app[keys.metrics]
+    small = await client.get("/img/SRC-1?w=400&fmt=jpeg")
+    assert small.status == 200
+    assert metrics.renders.labels("jpeg", "master")._value.get() == 1
+    assert metrics.renders.labels("jpeg", "original")._value.get() == 0
+    image = decode(await small.read())
+    # The master (1000 x 536) has the original's aspect to within a pixel's rounding.
+    assert image.width == 400 and abs(image.height - 214) <= 1
+
+    large = await client.get("/img/SRC-1?w=1500&fmt=jpeg")
+    assert large.status == 200
+    assert metrics.renders.labels("jpeg", "original")._value.get() == 1
+    image = decode(await large.read())
+    assert (image.width, image.height) == plan(parse_options({"w": "1500"}), *PHOTO_SIZE).out
+
+    # The original size itself is larger than the master: from the original, never enlarged.
+    full = decode(await (await client.get("/img/SRC-1?fmt=jpeg")).read())
+    assert (full.width, full.height) == PHOTO_SIZE
+    assert metrics.renders.labels("jpeg", "original")._value.get() == 2
+
+    # Another size of the same photo reads the source from the masters cache, not the database.
+    hits = metrics.masters_cache.labels("hit")._value.get()
+    assert (await client.get("/img/SRC-1?w=300&fmt=jpeg")).status == 200
+    assert metrics.masters_cache.labels("hit")._value.get() == hits + 1
