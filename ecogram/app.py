@@ -14,10 +14,15 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from ecogram import db, keys
+from ecogram import db, i18n, keys
+from ecogram.auth.guard import make_guard
+from ecogram.auth.throttle import login_throttle_context
+from ecogram.catalog import events
+from ecogram.catalog.delivery import Delivery
+from ecogram.imaging import vips
 from ecogram.metrics import Metrics
 from ecogram.middleware import error_pages, request_context, security_headers
-from ecogram.routes import setup_routes
+from ecogram.routes import route_for, setup_routes
 from ecogram.settings import Settings
 
 log = logging.getLogger("ecogram")
@@ -58,18 +63,22 @@ def resolve_database(settings: Settings) -> Settings:
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> web.Application:
     settings = resolve_secret_key(settings or Settings.from_env())
     app = web.Application(
-        middlewares=[request_context, security_headers, error_pages],
+        middlewares=[request_context, security_headers, i18n.middleware, error_pages,
+                     make_guard(route_for)],
         client_max_size=settings.max_request_mb * 1024 * 1024,
     )
     app[keys.settings] = settings
     app[keys.metrics] = Metrics()
-    aiohttp_jinja2.setup(
+    env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         autoescape=jinja2.select_autoescape(["html"]),
     )
+    i18n.setup(app, env)  # the pages' languages (pt_BR, en), dates and numbers
     app.cleanup_ctx.append(_database(migrate))
     app.cleanup_ctx.append(_vips_executor)
+    app.cleanup_ctx.append(login_throttle_context)  # after _database: it uses the pool
+    app.cleanup_ctx.append(_delivery)  # after the pool and the libvips pool it uses
     setup_routes(app)
     app.router.add_static("/static", STATIC_DIR, name="static")
     return app
@@ -102,9 +111,27 @@ def _database(run_migrations: bool):
 
 async def _vips_executor(app: web.Application) -> AsyncIterator[None]:
     """libvips releases the GIL, so a few threads use every core without blocking the loop."""
+    # One libvips thread per pool thread: measured fastest with ECOGRAM_RENDER_THREADS = cores.
+    vips.configure(max_threads=1)
     executor = ThreadPoolExecutor(
         max_workers=app[keys.settings].render_threads, thread_name_prefix="vips"
     )
     app[keys.vips_executor] = executor
     yield
     executor.shutdown(wait=True, cancel_futures=True)
+
+
+async def _delivery(app: web.Application) -> AsyncIterator[None]:
+    """/img: caches, the LISTEN connection and eager rendering, hooked to approvals/changes."""
+    delivery = Delivery(
+        app[keys.db_pool], app[keys.settings], app[keys.vips_executor], app[keys.metrics]
+    )
+    await delivery.start()
+    hooks = events.of(app)
+    hooks.on_approved.append(delivery.on_approved)
+    hooks.on_changed.append(delivery.on_changed)
+    app[keys.delivery] = delivery
+    yield
+    hooks.on_approved.remove(delivery.on_approved)
+    hooks.on_changed.remove(delivery.on_changed)
+    await delivery.close()

@@ -45,6 +45,51 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="apply pending database migrations")
     migrate.set_defaults(handler=cmd_migrate)
+
+    create_user = commands.add_parser("create-user", help="create a staff account")
+    create_user.add_argument("--email", required=True)
+    create_user.add_argument("--name", required=True)
+    create_user.add_argument(
+        "--role", required=True, choices=("admin", "reviewer", "importer", "viewer")
+    )
+    create_user.add_argument(
+        "--password-stdin", action="store_true",
+        help="read the password from the first line of standard input (default: prompt)",
+    )
+    create_user.set_defaults(handler=cmd_create_user)
+
+    importer = commands.add_parser(
+        "import", help="import photos: files, folders (recursive), .zip archives, .csv manifests"
+    )
+    importer.add_argument("paths", nargs="+", metavar="PATH")
+    importer.add_argument("--as", dest="as_email", required=True, metavar="EMAIL",
+                          help="the importer (an existing user, importer role or above)")
+    importer.add_argument("--code", help="product code for every file (default: file names)")
+    importer.add_argument("--product", help="product name for every file")
+    importer.set_defaults(handler=cmd_import)
+
+    demo = commands.add_parser("demo", help="import a small generated catalogue")
+    demo.set_defaults(handler=cmd_demo)
+
+    export = commands.add_parser("export", help="export approved photos to a shop platform")
+    export.add_argument("--format", required=True,
+                        choices=("shopify", "woocommerce", "magento", "json", "zip"))
+    export.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
+    export.add_argument("--code", action="append", metavar="CODE",
+                        help="only these product codes (comma-separated or repeated)")
+    export.add_argument("--since", metavar="WHEN",
+                        help="only photos approved or updated since (ISO 8601 date/time)")
+    export.add_argument("--status", default="approved",
+                        choices=("approved", "pending", "rejected"))
+    export.set_defaults(handler=cmd_export)
+
+    sign = commands.add_parser(
+        "sign-url", help="sign an /img URL so it may use sizes outside ECOGRAM_ALLOWED_SIZES"
+    )
+    sign.add_argument("path", metavar="PATH", help="e.g. /img/SKU-123 or /img/SKU-123/2")
+    for name in ("w", "h", "dpr", "fit", "g", "fmt", "q", "bg", "v"):
+        sign.add_argument(f"--{name}", metavar=name.upper())
+    sign.set_defaults(handler=cmd_sign_url)
     return parser
 
 
@@ -77,6 +122,48 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     settings = resolve_database(settings)
     applied = asyncio.run(_migrate(settings.database_url))
     print(f"applied migrations: {applied}" if applied else "database is up to date")
+    return 0
+
+
+def _read_password(from_stdin: bool) -> str | None:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    import getpass
+
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Password again: ") != first:
+        print("ecogram: the passwords differ", file=sys.stderr)
+        return None
+    return first
+
+
+async def _create_user(url: str, args: argparse.Namespace, password: str) -> dict:
+    from ecogram.catalog import accounts
+
+    conn = await db.connect(url)
+    try:
+        await db.migrate(conn)
+        return await accounts.create_user(
+            conn, email=args.email, name=args.name, role=args.role, password=password
+        )
+    finally:
+        await conn.close()
+
+
+def cmd_create_user(args: argparse.Namespace, settings: Settings) -> int:
+    from ecogram.errors import AppError
+
+    password = _read_password(args.password_stdin)
+    if password is None:
+        return 1
+    settings = resolve_database(settings)
+    try:
+        user = asyncio.run(_create_user(settings.database_url, args, password))
+    except AppError as error:
+        # The public message only: never the password, whatever the rule that refused it.
+        print(f"ecogram: {error.message}", file=sys.stderr)
+        return 1
+    print(f"created user {user['id']} <{user['email']}> with role {user['role']}")
     return 0
 
 
@@ -133,3 +220,189 @@ def _run_worker(settings: Settings, sock: socket.socket | None) -> None:
                     print=None)
     else:
         web.run_app(app, sock=sock, access_log=None, loop=loop, print=None)
+
+
+# --- import and demo ------------------------------------------------------------------------
+
+
+class ProgressBar:
+    """A plain progress bar on stderr: redrawn in place on a terminal, a line per tenth else."""
+
+    WIDTH = 30
+
+    def __init__(self, total: int, stream=None) -> None:
+        self.total = max(total, 1)
+        self.done = 0
+        self.counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self._last_tenth = -1
+
+    def update(self, outcome) -> None:
+        self.done += 1
+        self.counts[outcome.outcome] += 1
+        tenth = self.done * 10 // self.total
+        if not self.tty and tenth == self._last_tenth and self.done != self.total:
+            return
+        self._last_tenth = tenth
+        filled = self.WIDTH * self.done // self.total
+        line = (f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {self.done}/{self.total}  "
+                + "  ".join(f"{k} {v}" for k, v in self.counts.items()))
+        self.stream.write(("\r" + line) if self.tty else line + "\n")
+        if self.tty and self.done == self.total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def print_summary(report: dict) -> None:
+    print(f"import {report['id']}: {report['accepted']} accepted, {report['duplicate']} "
+          f"duplicate, {report['rejected']} rejected")
+    for line in report["items"]:
+        if line["outcome"] == "rejected":
+            print(f"  rejected  {line['filename']}: {line['message']} ({line['code']})")
+        elif line["outcome"] == "duplicate":
+            print(f"  duplicate {line['filename']}: already image {line['image_id']}")
+        else:
+            warnings = [w["code"] for w in (line["record"] or {}).get("qc", {}).get("warnings", [])]
+            if warnings:
+                print(f"  accepted  {line['filename']} with warnings: {', '.join(warnings)}")
+
+
+async def _with_pool(settings: Settings, work):
+    from concurrent.futures import ThreadPoolExecutor
+
+    conn = await db.connect(settings.database_url)
+    try:
+        await db.migrate(conn)
+    finally:
+        await conn.close()
+    pool = await db.create_pool(settings.database_url, 1, 4)
+    try:
+        with ThreadPoolExecutor(settings.render_threads, thread_name_prefix="vips") as executor:
+            return await work(pool, executor)
+    finally:
+        await pool.close()
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from ecogram.catalog import imports
+    from ecogram.catalog.sources import parse_fields
+    from ecogram.errors import AppError
+
+    settings = resolve_database(settings)
+
+    async def work(pool, executor) -> dict:
+        async with pool.acquire() as conn:
+            actor = await imports.find_importer(conn, args.as_email)
+        fields = parse_fields({"code": args.code, "product": args.product})
+        plan = await asyncio.to_thread(
+            imports.plan_paths, [Path(p) for p in args.paths], settings, fields
+        )
+        try:
+            if plan.skipped:
+                print(f"skipped {len(plan.skipped)} files that are not images "
+                      f"(e.g. {plan.skipped[0]})", file=sys.stderr)
+            bar = ProgressBar(len(plan.items))
+            run = imports.ImportRun(pool, settings, executor, actor, "cli", on_progress=bar.update)
+            return await run.run(plan.items)
+        finally:
+            for archive in plan.archives:
+                archive.close()
+
+    try:
+        report = asyncio.run(_with_pool(settings, work))
+    except AppError as error:
+        print(f"ecogram: {error.message}", file=sys.stderr)
+        return 1
+    print_summary(report)
+    return 0 if report["rejected"] == 0 else 1
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from ecogram.catalog import demo
+
+    settings = resolve_database(settings)
+
+    async def work(pool, executor) -> dict:
+        bar = ProgressBar(demo.PHOTO_COUNT)
+        return await demo.run_demo(pool, settings, executor, on_progress=bar.update)
+
+    report = asyncio.run(_with_pool(settings, work))
+    print_summary(report)
+    print("The broken SOCK-005 photo is refused on purpose. Start `ecogram serve` and sign in "
+          "to see the records (they are pending review).")
+    return 0
+
+
+async def _export(settings: Settings, query, sink) -> int:
+    import getpass
+
+    from ecogram.catalog import exports
+
+    conn = await db.connect(settings.database_url)
+    try:
+        async def write(data: bytes) -> None:
+            sink.write(data)
+
+        return await exports.run_export(conn, None, query, settings.public_url, write,
+                                        actor_name=f"command line ({getpass.getuser()})")
+    finally:
+        await conn.close()
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    """Stream the export to a file (written beside it, then renamed) or to stdout."""
+    import datetime as dt
+    from pathlib import Path
+
+    from ecogram.catalog.exports import ExportQuery
+    from ecogram.errors import AppError
+
+    codes = tuple(dict.fromkeys(
+        c.strip() for value in args.code or () for c in value.split(",") if c.strip()))
+    try:
+        since = dt.datetime.fromisoformat(args.since) if args.since else None
+    except ValueError:
+        print("ecogram: --since must be an ISO 8601 date or date-time", file=sys.stderr)
+        return 2
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=dt.UTC)
+    settings = resolve_database(settings)
+    try:
+        query = ExportQuery(args.format, codes or None, since, args.status)
+        if args.output in (None, "-"):
+            count = asyncio.run(_export(settings, query, sys.stdout.buffer))
+            sys.stdout.buffer.flush()
+        else:
+            target = Path(args.output)
+            partial = target.with_name(target.name + ".partial")
+            with partial.open("wb") as sink:
+                count = asyncio.run(_export(settings, query, sink))
+            partial.replace(target)
+    except AppError as error:
+        print(f"ecogram: {error.message}", file=sys.stderr)
+        return 1
+    print(f"exported {count} images ({args.format})", file=sys.stderr)
+    return 0
+
+
+def cmd_sign_url(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the signed URL (on ECOGRAM_PUBLIC_URL) for PATH with the given options."""
+    from ecogram.catalog.delivery import sign_path
+    from ecogram.errors import AppError
+
+    if not args.path.startswith("/img/"):
+        print("ecogram: PATH must start with /img/", file=sys.stderr)
+        return 2
+    params = {name: value for name in ("w", "h", "dpr", "fit", "g", "fmt", "q", "bg", "v")
+              if (value := getattr(args, name)) is not None}
+    settings = resolve_secret_key(settings)
+    try:
+        signed = sign_path(settings.secret_key or "", args.path, params)
+    except AppError as error:
+        print(f"ecogram: {error.message}", file=sys.stderr)
+        return 2
+    print(f"{settings.public_url}{signed}")
+    return 0

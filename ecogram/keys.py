@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import asyncpg
 from aiohttp import web
 
-from ecogram.auth.identity import Identity
+from ecogram.auth.identity import Credentials, Identity
 from ecogram.metrics import Metrics
 from ecogram.settings import Settings
+
+if TYPE_CHECKING:  # a type only: keys must not import the use cases above it
+    from ecogram.catalog.delivery import Delivery
 
 settings = web.AppKey("settings", Settings)
 db_pool = web.AppKey("db_pool", asyncpg.Pool)
@@ -18,7 +22,13 @@ metrics = web.AppKey("metrics", Metrics)
 vips_executor = web.AppKey("vips_executor", ThreadPoolExecutor)
 # The declared route for each aiohttp route object, so middlewares can read its access rule.
 route_table = web.AppKey("route_table", dict)
+# Where failed logins are counted: PostgreSQL, or Redis when REDIS_URL is set (auth.throttle).
+login_throttle = web.AppKey("login_throttle", object)
+# Public delivery (/img): its caches, LISTEN connection and render queue (catalog.delivery).
+delivery: web.AppKey[Delivery] = web.AppKey("delivery")
 
 request_id = web.RequestKey("request_id", str)
 # The signed-in user; set by the auth guard on authenticated requests only.
 user = web.RequestKey("user", Identity)
+# The token behind request[user]: its jti (logout, CSRF) and how it came (bearer or cookie).
+credentials = web.RequestKey("credentials", Credentials)

@@ -58,9 +58,7 @@ async def request_context(request: web.Request, handler):
         route = request.match_info.route.name or (
             "unmatched" if request.match_info.http_exception else "unnamed"
         )
-        metrics = request.app[keys.metrics]
-        metrics.requests.labels(route, request.method, str(status)).inc()
-        metrics.latency.labels(route).observe(elapsed)
+        request.app[keys.metrics].observe_request(route, request.method, status, elapsed)
         if log.isEnabledFor(logging.INFO):
             log.info(
                 json.dumps(

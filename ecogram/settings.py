@@ -186,6 +186,10 @@ class Settings:
     cache_memory_mb: int = setting(
         "ECOGRAM_CACHE_MEMORY_MB", "256", "Rendered variants kept in process memory (LRU), in MB "
         "per worker.", int)
+    redis_prefix: str = setting(
+        "ECOGRAM_REDIS_PREFIX", "ecogram", "Prefix of every key this service writes in Redis, "
+        "so several deployments (or test runs) can share one Redis.",
+        lambda raw: raw.strip() or "ecogram")
     cache_ttl: int = setting(
         "ECOGRAM_CACHE_TTL", "604800", "How long Redis keeps a rendered variant, in seconds.",
         _positive(int))

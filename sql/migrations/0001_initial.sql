@@ -44,6 +44,11 @@ CREATE TABLE import_batches (
     finished_at   timestamptz
 );
 
+-- Image versions come from one sequence, so a version number is never reused by another
+-- photo: `v` in /img URLs (cached immutably by CDNs) then always names one picture, even
+-- after a delete and a new import at the same code and position.
+CREATE SEQUENCE images_version_seq AS integer;
+
 CREATE TABLE images (
     id            bigserial PRIMARY KEY,
     code          text NOT NULL CHECK (code <> ''),
@@ -72,7 +77,7 @@ CREATE TABLE images (
     reviewer      text,
     reviewed_at   timestamptz,
     review_note   text,
-    version       integer NOT NULL DEFAULT 1,
+    version       integer NOT NULL DEFAULT nextval('images_version_seq'),
     updated_at    timestamptz NOT NULL DEFAULT now(),
     exported_at   timestamptz,
     deleted_at    timestamptz,
@@ -89,6 +94,23 @@ CREATE INDEX images_status ON images (status, imported_at DESC) WHERE deleted_at
 CREATE INDEX images_importer ON images (importer_id, imported_at DESC);
 CREATE INDEX images_imported_at ON images (imported_at DESC);
 CREATE INDEX images_batch ON images (batch_id);
+-- Management listing: sorts and filters that staff use at shop scale (bench/list_bench.py).
+CREATE INDEX images_live_updated ON images (updated_at DESC) WHERE deleted_at IS NULL;
+CREATE INDEX images_live_file_size ON images (file_size DESC) WHERE deleted_at IS NULL;
+-- Text search `q` (ILIKE '%q%' over code and product) uses trigram indexes where pg_trgm exists:
+-- the Debian/Docker PostgreSQL has it, pgserver's embedded build does not, and there the same
+-- query simply scans (a few tens of ms at 100,000 photos).
+DO $trgm$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm') THEN
+        CREATE EXTENSION IF NOT EXISTS pg_trgm;
+        CREATE INDEX images_search_trgm ON images
+            USING gin (code gin_trgm_ops, product gin_trgm_ops) WHERE deleted_at IS NULL;
+    END IF;
+EXCEPTION WHEN insufficient_privilege THEN
+    RAISE NOTICE 'pg_trgm not installed (insufficient privilege): text search will scan';
+END;
+$trgm$;
 
 -- Blobs in their own table, so listing images never reads them. The master is the upright,
 -- sRGB, size-capped rendition made once at import; /img renders from it.
@@ -154,3 +176,29 @@ CREATE TRIGGER audit_log_no_update BEFORE UPDATE OR DELETE ON audit_log
     FOR EACH ROW EXECUTE FUNCTION audit_log_is_append_only();
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
     FOR EACH STATEMENT EXECUTE FUNCTION audit_log_is_append_only();
+
+-- Delivery keeps a small in-process cache of what each /img/{code} address serves; every change
+-- that can alter it is announced on channel ecogram_images (payload: the product code), so every
+-- worker drops that code at once. A trigger, so no writer can forget; NOTIFY is sent at commit.
+CREATE FUNCTION images_notify_delivery() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        PERFORM pg_notify('ecogram_images', OLD.code);
+    END IF;
+    IF TG_OP = 'INSERT' OR (TG_OP = 'UPDATE' AND NEW.code IS DISTINCT FROM OLD.code) THEN
+        PERFORM pg_notify('ecogram_images', NEW.code);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER images_notify_delivery_change AFTER INSERT OR DELETE ON images
+    FOR EACH ROW EXECUTE FUNCTION images_notify_delivery();
+-- Updates that leave what /img serves alone (exported_at, qc, alt, product) stay silent.
+CREATE TRIGGER images_notify_delivery_update AFTER UPDATE ON images
+    FOR EACH ROW
+    WHEN ((OLD.code, OLD.position, OLD.status, OLD.version, OLD.deleted_at, OLD.width,
+           OLD.height, OLD.has_alpha, OLD.blurhash, OLD.color)
+          IS DISTINCT FROM
+          (NEW.code, NEW.position, NEW.status, NEW.version, NEW.deleted_at, NEW.width,
+           NEW.height, NEW.has_alpha, NEW.blurhash, NEW.color))
+    EXECUTE FUNCTION images_notify_delivery();
