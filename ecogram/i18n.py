@@ -181,9 +181,15 @@ _current: ContextVar[Localizer | None] = ContextVar("ecogram_localizer", default
 _current_path: ContextVar[str] = ContextVar("ecogram_page_path", default="/")
 
 
+_MACHINE_PATHS = ("/img/", "/api/", "/healthz", "/readyz", "/metrics")
+
+
 @web.middleware
 async def middleware(request: web.Request, handler):
     """Make this request's language the one every template rendered for it uses."""
+    if request.path.startswith(_MACHINE_PATHS):
+        # JSON and images have no language; /img is the hot path, so skip the negotiation.
+        return await handler(request)
     localizer = localizer_for(request)
     token = _current.set(localizer)
     path_token = _current_path.set(request.path_qs)
