@@ -67,6 +67,10 @@ class ByteLRU(Generic[K, V]):
     def __contains__(self, key: K) -> bool:
         return key in self._entries
 
+    def items(self) -> list[tuple[K, V]]:
+        """A snapshot, least recently used first (for metrics and tests)."""
+        return [(key, value) for key, (value, _) in self._entries.items()]
+
     def get(self, key: K) -> V | None:
         entry = self._entries.get(key)
         if entry is None:

@@ -149,11 +149,18 @@ def version_token(query: Mapping[str, str]) -> int | None:
 
 
 def _render_timed(
-    source: bytes, opts: RenderOptions, fmt: str, width: int, height: int
-) -> tuple[pipeline.Rendered, float]:
+    source: pipeline.Source, opts: RenderOptions, fmt: str, width: int, height: int,
+    plan_size: tuple[int, int], decode: bool,
+) -> tuple[pipeline.Rendered, float, pipeline.Source]:
+    """Render (decoding a master's bytes into memory first when asked); return the source
+    used, so the caller can keep the decoded master for the next cold size."""
     started = time.perf_counter()
-    rendered = pipeline.render(source, opts, fmt, source_width=width, source_height=height)
-    return rendered, time.perf_counter() - started
+    if decode and isinstance(source, bytes):
+        source = pipeline.decode_master(source)
+    rendered = pipeline.render(
+        source, opts, fmt, source_width=width, source_height=height, plan_size=plan_size
+    )
+    return rendered, time.perf_counter() - started, source
 
 
 class Delivery:
@@ -171,7 +178,9 @@ class Delivery:
         self.executor = executor
         self.metrics = metrics
         self.variants: ByteLRU[str, Variant] = ByteLRU(settings.cache_memory_mb * MB)
-        self.masters: ByteLRU[tuple[int, int, str], bytes] = ByteLRU(
+        # Masters are kept decoded (cold sizes then only resize and encode); originals, only
+        # read for sizes beyond the master, as their bytes.
+        self.masters: ByteLRU[tuple[int, int, str], pipeline.Source] = ByteLRU(
             settings.masters_cache_mb * MB
         )
         self.resolutions = Resolutions()
@@ -186,7 +195,7 @@ class Delivery:
                 on_lookup=lambda result: lookups.labels("redis", result).inc(),
             )
         self._flights: SingleFlight[tuple[Variant, str]] = SingleFlight()
-        self._source_flights: SingleFlight[bytes] = SingleFlight()
+        self._source_flights: SingleFlight[pipeline.Source] = SingleFlight()
         self._resolve_flights: SingleFlight[Resolved | None] = SingleFlight()
         self._parsed: dict[Any, tuple[RenderOptions, int | None]] = {}
         self._negotiated: dict[tuple[str | None, bool], str] = {}
@@ -376,7 +385,14 @@ class Delivery:
                 return shared, "redis"
         kind, width, height = self.source_for(resolved, opts)
         source = await self._source(resolved, kind)
-        rendered = await self._render(source, opts, fmt, width, height, kind)
+        # Planned on the original's size, so a render from the (rounded) master has the
+        # dimensions a render from the original would have.
+        rendered, used = await self._render(
+            source, opts, fmt, width, height, kind, (resolved.width, resolved.height)
+        )
+        if used is not source:  # the master, decoded by this render: keep it decoded
+            source_key = (resolved.id, resolved.version, kind)
+            self.masters.put(source_key, used, pipeline.source_nbytes(used))
         variant = Variant(rendered.data, rendered.content_type)
         self.variants.put(key, variant, len(variant.data))
         if self.redis is not None:
@@ -396,7 +412,7 @@ class Delivery:
             return "master", resolved.master_width, resolved.master_height
         return "original", resolved.width, resolved.height
 
-    async def _source(self, resolved: Resolved, kind: str) -> bytes:
+    async def _source(self, resolved: Resolved, kind: str) -> pipeline.Source:
         key = (resolved.id, resolved.version, kind)
         data = self.masters.get(key)
         if data is not None:
@@ -416,8 +432,9 @@ class Delivery:
         return data
 
     async def _render(
-        self, source: bytes, opts: RenderOptions, fmt: str, width: int, height: int, kind: str
-    ) -> pipeline.Rendered:
+        self, source: pipeline.Source, opts: RenderOptions, fmt: str, width: int, height: int,
+        kind: str, plan_size: tuple[int, int],
+    ) -> tuple[pipeline.Rendered, pipeline.Source]:
         """Render in the libvips pool: bounded queue (503 beyond) and a time limit.
 
         The time limit covers the wait for a thread and the render. A render that overruns
@@ -433,11 +450,13 @@ class Delivery:
         self._in_flight += 1
         self.metrics.render_queue.set(self._in_flight)
         future = asyncio.wrap_future(
-            self.executor.submit(_render_timed, source, opts, fmt, width, height)
+            self.executor.submit(
+                _render_timed, source, opts, fmt, width, height, plan_size, kind == "master"
+            )
         )
         future.add_done_callback(self._render_done)
         try:
-            rendered, seconds = await asyncio.wait_for(
+            rendered, seconds, used = await asyncio.wait_for(
                 asyncio.shield(future), self.settings.render_timeout
             )
         except TimeoutError:
@@ -451,7 +470,7 @@ class Delivery:
             ) from None
         self.metrics.renders.labels(fmt, kind).inc()
         self.metrics.render_seconds.labels(fmt).observe(seconds)
-        return rendered
+        return rendered, used
 
     def _render_done(self, future: asyncio.Future) -> None:
         self._in_flight -= 1

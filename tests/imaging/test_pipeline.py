@@ -12,7 +12,7 @@ import pyvips
 
 from ecogram.errors import AppError
 from ecogram.imaging.options import RenderOptions, parse_options
-from ecogram.imaging.pipeline import make_master, plan, render
+from ecogram.imaging.pipeline import decode_master, make_master, plan, render
 from ecogram.imaging.probe import QCLimits, probe, sniff
 from ecogram.imaging.vips import configure
 
@@ -301,3 +301,33 @@ def test_wrong_source_size_does_not_stretch() -> None:
     out = render(jpeg_with_orientation(6), RenderOptions(30), "png", source_width=40,
                  source_height=60)
     assert (out.width, out.height) == (30, 20)
+
+
+def test_master_renders_plan_on_the_original_size() -> None:
+    # 3000x2000 makes a 2048x1365 master (1365.33 rounded): planned on the master, 1144 wide
+    # would be 762 high; the original gives 763, and so must a render from the master.
+    original = pyvips.Image.black(3000, 2000, bands=3).copy(interpretation="srgb")
+    master = make_master(original.jpegsave_buffer(), 2048)
+    assert (master.width, master.height) == (2048, 1365)
+    opts = RenderOptions(1144)
+    expected = plan(opts, 3000, 2000).out
+    assert expected == (1144, 763)
+    for source in (master.data, decode_master(master.data)):
+        out = render(source, opts, "webp", source_width=master.width,
+                     source_height=master.height, plan_size=(3000, 2000))
+        assert (out.width, out.height) == expected
+
+
+def test_a_decoded_master_renders_like_its_bytes() -> None:
+    master = make_master(read("valid/xmp_test.jpg"), 1000)
+    decoded = decode_master(master.data)
+    assert decoded.width == master.width
+    for opts in (RenderOptions(400), RenderOptions(300, 300, fit="cover"),
+                 RenderOptions(300, 200, fit="contain")):
+        from_bytes = render(master.data, opts, "png", source_width=master.width,
+                            source_height=master.height)
+        from_memory = render(decoded, opts, "png", source_width=master.width,
+                             source_height=master.height)
+        a, b = decode(from_bytes.data), decode(from_memory.data)
+        assert (a.width, a.height) == (b.width, b.height)
+        assert abs(a.avg() - b.avg()) < 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import pyvips
 
 from ecogram import keys
 from ecogram.imaging.options import parse_options
@@ -27,8 +28,9 @@ async def test_small_sizes_render_from_the_master_and_large_ones_from_the_origin
     assert metrics.renders.labels("jpeg", "master")._value.get() == 1
     assert metrics.renders.labels("jpeg", "original")._value.get() == 0
     image = decode(await small.read())
-    # The master (1000 x 536) has the original's aspect to within a pixel's rounding.
-    assert image.width == 400 and abs(image.height - 214) <= 1
+    # Planned on the original's size: exactly what a render of the original would give,
+    # although the master (1000 x 536) has its aspect only to within a pixel's rounding.
+    assert (image.width, image.height) == plan(parse_options({"w": "400"}), *PHOTO_SIZE).out
 
     large = await client.get("/img/SRC-1?w=1500&fmt=jpeg")
     assert large.status == 200
@@ -45,3 +47,18 @@ async def test_small_sizes_render_from_the_master_and_large_ones_from_the_origin
     hits = metrics.masters_cache.labels("hit")._value.get()
     assert (await client.get("/img/SRC-1?w=300&fmt=jpeg")).status == 200
     assert metrics.masters_cache.labels("hit")._value.get() == hits + 1
+
+
+async def test_the_master_is_kept_decoded_for_the_next_cold_size(client, login_as):
+    await publish(client, login_as, fixture_bytes("valid/xmp_test.jpg"), "DEC-1")
+    delivery = client.app[keys.delivery]
+    assert (await client.get("/img/DEC-1?w=400&fmt=webp")).status == 200
+    kept = [value for key, value in delivery.masters.items() if key[2] == "master"]
+    assert len(kept) == 1 and isinstance(kept[0], pyvips.Image)  # decoded, in memory
+    hits = client.app[keys.metrics].masters_cache.labels("hit")._value.get()
+    for width in (300, 640, 801):
+        response = await client.get(f"/img/DEC-1?w={width}&fmt=webp")
+        image = decode(await response.read())
+        assert (image.width, image.height) == plan(
+            parse_options({"w": str(width)}), *PHOTO_SIZE).out
+    assert client.app[keys.metrics].masters_cache.labels("hit")._value.get() == hits + 3
