@@ -21,7 +21,7 @@ from ecogram.catalog import events
 from ecogram.catalog.delivery import Delivery
 from ecogram.imaging import vips
 from ecogram.metrics import Metrics
-from ecogram.middleware import error_pages, request_context, security_headers
+from ecogram.middleware import error_pages, request_context
 from ecogram.routes import route_for, setup_routes
 from ecogram.settings import Settings
 
@@ -63,7 +63,7 @@ def resolve_database(settings: Settings) -> Settings:
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> web.Application:
     settings = resolve_secret_key(settings or Settings.from_env())
     app = web.Application(
-        middlewares=[request_context, security_headers, i18n.middleware, error_pages,
+        middlewares=[request_context, i18n.middleware, error_pages,
                      make_guard(route_for)],
         client_max_size=settings.max_request_mb * 1024 * 1024,
     )

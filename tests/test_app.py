@@ -166,3 +166,13 @@ async def test_secret_key_is_generated_once_and_kept(settings, tmp_path):
     assert (settings.data_dir / "secret_key").stat().st_mode & 0o077 == 0
 
 
+
+
+async def test_request_ids_are_unique_and_a_safe_incoming_one_is_kept(client):
+    ids = {(await client.get("/healthz")).headers["X-Request-Id"] for _ in range(5)}
+    assert len(ids) == 5
+    kept = await client.get("/healthz", headers={"X-Request-Id": "edge-42"})
+    assert kept.headers["X-Request-Id"] == "edge-42"
+    forged = await client.get("/healthz", headers={"X-Request-Id": "<script>"})
+    assert forged.headers["X-Request-Id"] != "<script>"
+    assert forged.headers["X-Content-Type-Options"] == "nosniff"

@@ -154,15 +154,15 @@ def make_guard(route_for: Callable[[web.Request], Any]):
         route = route_for(request)
         if route is None:
             return await handler(request)
+        if route.access == PUBLIC and request.path.startswith(_SESSIONLESS_PREFIXES):
+            # Public machine routes (image delivery, login itself) never use the session:
+            # skip reading credentials at all — /img is the hottest path.
+            return await handler(request)
         api = is_api(request)
         unsafe = request.method in UNSAFE_METHODS
         if unsafe and not api:
             check_same_origin(request)
         token, via = credentials_of(request)
-        if route.access == PUBLIC and request.path.startswith(_SESSIONLESS_PREFIXES):
-            # Public machine routes (image delivery, login itself) never use the session:
-            # skip the database lookup a browser's cookie would otherwise cost on each image.
-            token = None
         session: tuple[Identity, Credentials] | None = None
         failure: str | None = None
         if token is not None:
