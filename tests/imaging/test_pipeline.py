@@ -12,7 +12,7 @@ import pyvips
 
 from ecogram.errors import AppError
 from ecogram.imaging.options import RenderOptions, parse_options
-from ecogram.imaging.pipeline import decode_master, make_master, plan, render
+from ecogram.imaging.pipeline import decode_master, make_master, plan, render, source_nbytes
 from ecogram.imaging.probe import QCLimits, probe, sniff
 from ecogram.imaging.vips import configure
 
@@ -331,3 +331,15 @@ def test_a_decoded_master_renders_like_its_bytes() -> None:
         a, b = decode(from_bytes.data), decode(from_memory.data)
         assert (a.width, a.height) == (b.width, b.height)
         assert abs(a.avg() - b.avg()) < 2
+
+
+def test_a_decoded_master_is_a_pyramid_and_small_sizes_use_a_small_level() -> None:
+    original = pyvips.Image.black(3000, 2000, bands=3).copy(interpretation="srgb")
+    decoded = decode_master(make_master(original.jpegsave_buffer(), 2048).data)
+    sizes = [(level.width, level.height) for level in decoded.levels]
+    assert sizes == [(2048, 1365), (1024, 683), (512, 342)]
+    assert source_nbytes(decoded) == sum(w * h * 3 for w, h in sizes)
+    assert decoded.level_for(600, 400).width == 1024
+    assert decoded.level_for(512, 300).width == 512
+    assert decoded.level_for(1500, 900).width == 2048
+    assert decoded.level_for(4000, 4000).width == 2048  # never smaller than asked for

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-import pyvips
 
 from ecogram import keys
 from ecogram.imaging.options import parse_options
-from ecogram.imaging.pipeline import plan
+from ecogram.imaging.pipeline import DecodedMaster, plan
 from tests.views.cdn_support import decode, fixture_bytes, publish
 
 PHOTO_SIZE = (2000, 1072)  # valid/xmp_test.jpg
@@ -54,7 +53,7 @@ async def test_the_master_is_kept_decoded_for_the_next_cold_size(client, login_a
     delivery = client.app[keys.delivery]
     assert (await client.get("/img/DEC-1?w=400&fmt=webp")).status == 200
     kept = [value for key, value in delivery.masters.items() if key[2] == "master"]
-    assert len(kept) == 1 and isinstance(kept[0], pyvips.Image)  # decoded, in memory
+    assert len(kept) == 1 and isinstance(kept[0], DecodedMaster)  # decoded, in memory
     hits = client.app[keys.metrics].masters_cache.labels("hit")._value.get()
     for width in (300, 640, 801):
         response = await client.get(f"/img/DEC-1?w={width}&fmt=webp")
