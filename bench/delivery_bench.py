@@ -746,24 +746,11 @@ async def _load_catalogue(base: str) -> dict[str, Any]:
 
 
 def find_image_id(report: Any) -> int | None:
-    """The image id in a per-file import report (accepted, or the existing one of a duplicate)."""
-    if isinstance(report, dict):
-        for key in ("image_id", "existing_id", "duplicate_of"):
-            if isinstance(report.get(key), int):
-                return report[key]
-        for key in ("image", "record", "existing"):
-            inner = report.get(key)
-            if isinstance(inner, dict) and isinstance(inner.get("id"), int):
-                return inner["id"]
-        values: Any = report.values()
-    elif isinstance(report, list):
-        values = report
-    else:
-        return None
-    for value in values:
-        found = find_image_id(value)
-        if found is not None:
-            return found
+    """The image id of the first file of an import report (API.md: each line of ``items`` has
+    ``image_id`` when the file was accepted or was a duplicate of an existing record)."""
+    for line in report.get("items", []) if isinstance(report, dict) else []:
+        if isinstance(line.get("image_id"), int):
+            return line["image_id"]
     return None
 
 

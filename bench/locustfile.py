@@ -46,24 +46,11 @@ def login(post, email: str, password: str) -> dict[str, str]:
 
 
 def image_id(report: object) -> int | None:
-    """The image id in a per-file import report (accepted, or the existing one of a duplicate)."""
-    if isinstance(report, dict):
-        for key in ("image_id", "existing_id", "duplicate_of"):
-            if isinstance(report.get(key), int):
-                return report[key]
-        for key in ("image", "record", "existing"):
-            inner = report.get(key)
-            if isinstance(inner, dict) and isinstance(inner.get("id"), int):
-                return inner["id"]
-        children: object = list(report.values())
-    else:
-        children = report
-    if isinstance(children, list):
-        for child in children:
-            found = image_id(child)
-            if found is not None:
-                return found
-    return None
+    """The image id of the first file of an import report (API.md: ``items[].image_id``, set
+    for an accepted file and for a duplicate of an existing record)."""
+    items = report.get("items", []) if isinstance(report, dict) else []
+    return next((line["image_id"] for line in items if isinstance(line.get("image_id"), int)),
+                None)
 
 
 def generated_jpeg(side: int = 1000) -> bytes:

@@ -205,7 +205,8 @@ def test_warm_and_mixed_scripts_run(tmp_path: Path) -> None:
 def test_image_id_is_found_in_an_import_report() -> None:
     report = {"batch_id": 3, "items": [{"seq": 1, "outcome": "accepted", "image_id": 42}]}
     assert bench.find_image_id(report) == 42
-    assert bench.find_image_id({"items": [{"image": {"id": 7, "code": "X"}}]}) == 7
+    duplicate = {"items": [{"seq": 1, "outcome": "duplicate", "image_id": 7}]}
+    assert bench.find_image_id(duplicate) == 7
     assert bench.find_image_id({"items": [{"outcome": "rejected", "code": "too_small"}]}) is None
 
 
