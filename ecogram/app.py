@@ -111,8 +111,7 @@ def _database(run_migrations: bool):
 
 async def _vips_executor(app: web.Application) -> AsyncIterator[None]:
     """libvips releases the GIL, so a few threads use every core without blocking the loop."""
-    # One libvips thread per pool thread: measured fastest with ECOGRAM_RENDER_THREADS = cores.
-    vips.configure(max_threads=1)
+    vips.configure()  # one libvips thread per pool thread (see vips.configure)
     executor = ThreadPoolExecutor(
         max_workers=app[keys.settings].render_threads, thread_name_prefix="vips"
     )

@@ -22,6 +22,7 @@ from ecogram.auth.identity import Credentials, Identity
 from ecogram.auth.roles import ROLES
 from ecogram.auth.throttle import LoginThrottle
 from ecogram.catalog import audit
+from ecogram.catalog.records import iso
 from ecogram.errors import AppError, conflict, invalid, not_found
 from ecogram.settings import Settings
 
@@ -42,13 +43,10 @@ def user_json(row: Mapping[str, Any]) -> dict[str, Any]:
         "name": row["name"],
         "role": row["role"],
         "disabled": row["disabled"],
-        "created_at": _iso(row["created_at"]),
-        "updated_at": _iso(row["updated_at"]),
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
     }
 
-
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def identity_of(row: Mapping[str, Any]) -> Identity:

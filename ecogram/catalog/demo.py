@@ -137,7 +137,7 @@ async def run_demo(
     executor: Executor,
     on_progress: Progress | None = None,
 ) -> dict[str, Any]:
-    vips.configure(settings.render_threads)
+    vips.configure()
     side = max(1200, settings.min_side, settings.zoom_side)
     loop = asyncio.get_running_loop()
     photos = await loop.run_in_executor(executor, generate_catalogue, side)

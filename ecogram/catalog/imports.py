@@ -29,7 +29,7 @@ from ecogram import db
 from ecogram.auth.identity import Identity
 from ecogram.auth.roles import ROLES, allows
 from ecogram.catalog import audit
-from ecogram.catalog.records import image_record
+from ecogram.catalog.records import image_record, iso
 from ecogram.catalog.sources import (
     Fields,
     ImportItem,
@@ -127,7 +127,7 @@ class ImportRun:
         self.on_progress = on_progress
         self.limits = qc_limits(settings)
         # Idempotent; makes sure only the accepted loaders can parse what strangers send.
-        vips.configure(settings.render_threads)
+        vips.configure()
         self._fetcher = fetcher
         self._own_fetcher = fetcher is None
         self.batch_id: int | None = None
@@ -399,9 +399,6 @@ def _load_and_hash(load: Callable[[], bytes]) -> tuple[bytes, str]:
 
 # --- reports ------------------------------------------------------------------------------------
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
 
 async def batch_report(
     conn: asyncpg.Connection, batch_id: int, public_url: str
@@ -437,8 +434,8 @@ async def batch_report(
         "status": batch["status"],
         "importer": batch["importer"],
         "importer_id": batch["importer_id"],
-        "created_at": _iso(batch["created_at"]),
-        "finished_at": _iso(batch["finished_at"]),
+        "created_at": iso(batch["created_at"]),
+        "finished_at": iso(batch["finished_at"]),
         "accepted": batch["accepted"],
         "duplicate": batch["duplicate"],
         "rejected": batch["rejected"],

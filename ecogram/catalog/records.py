@@ -15,7 +15,8 @@ from typing import Any
 SRCSET_WIDTHS = (400, 800, 1200, 1600)
 
 
-def _iso(value: dt.datetime | None) -> str | None:
+def iso(value: dt.datetime | None) -> str | None:
+    """A timestamp as the API shows it (ISO 8601 with its offset), or None."""
     return value.isoformat() if value is not None else None
 
 
@@ -56,14 +57,14 @@ def image_record(row: Mapping[str, Any], public_url: str) -> dict[str, Any]:
         "importer": row["importer"],
         "importer_id": row["importer_id"],
         "batch_id": row["batch_id"],
-        "imported_at": _iso(row["imported_at"]),
+        "imported_at": iso(row["imported_at"]),
         "reviewed_by": row["reviewer"],
-        "reviewed_at": _iso(row["reviewed_at"]),
+        "reviewed_at": iso(row["reviewed_at"]),
         "review_note": row["review_note"],
         "qc": row["qc"],
         "alt": row["alt"],
         "version": row["version"],
-        "updated_at": _iso(row["updated_at"]),
+        "updated_at": iso(row["updated_at"]),
         "urls": image_urls(
             row["code"], row["position"], row["version"], row["width"], public_url
         ),

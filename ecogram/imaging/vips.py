@@ -29,8 +29,14 @@ _lock = threading.Lock()
 _configured = False
 
 
-def configure(max_threads: int = 2) -> None:
-    """Make libvips safe and predictable for this process. Idempotent."""
+def configure(max_threads: int = 1) -> None:
+    """Make libvips safe and predictable for this process. Idempotent.
+
+    ``max_threads`` is libvips' threads per pipeline. Our callers run several pipelines at once
+    in a thread pool (ECOGRAM_RENDER_THREADS), and one libvips thread per pool thread measured
+    fastest, hence the default: every caller should keep it, or one caller's choice (say, an
+    import) silently changes every render after it.
+    """
     global _configured
     with _lock:
         # Threads per pipeline: the caller's thread pool already runs several renders at once.
