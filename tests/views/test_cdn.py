@@ -33,7 +33,7 @@ def settings(settings):
 
 
 def served_count(client, tier: str) -> float:
-    return client.app[keys.metrics].img_served.labels(tier)._value.get()
+    return client.app[keys.metrics].sample("ecogram_img_served_total", tier=tier)
 
 
 def render_count(client) -> float:

@@ -65,15 +65,16 @@ async def test_a_full_render_queue_answers_503_with_retry_after(aiohttp_client, 
             assert response.headers["Retry-After"] == "1"
             assert response.headers["Cache-Control"] == "no-store"
             assert_error(await response.json(), "overloaded")
-        assert client.app[keys.metrics].render_queue._value.get() == 3
+        assert client.app[keys.metrics].sample("ecogram_img_render_queue_depth") == 3
     finally:
         release.set()
     waited = await asyncio.gather(*tasks)
     assert sorted(r.status for r in waited) == [200, 200, 200, 503, 503, 503]
-    assert client.app[keys.metrics].render_rejections.labels("queue_full")._value.get() == 3
+    metrics = client.app[keys.metrics]
+    assert metrics.sample("ecogram_img_render_rejections_total", reason="queue_full") == 3
     # The queue drains and the server answers again.
     assert (await client.get("/img/BP-1?w=160&fmt=jpeg")).status == 200
-    assert client.app[keys.metrics].render_queue._value.get() == 0
+    assert client.app[keys.metrics].sample("ecogram_img_render_queue_depth") == 0
 
 
 async def test_a_render_over_the_time_limit_is_a_503(aiohttp_client, settings):
@@ -89,7 +90,8 @@ async def test_a_render_over_the_time_limit_is_a_503(aiohttp_client, settings):
         assert "Retry-After" in response.headers
     finally:
         release.set()
-    assert client.app[keys.metrics].render_rejections.labels("timeout")._value.get() == 1
+    metrics = client.app[keys.metrics]
+    assert metrics.sample("ecogram_img_render_rejections_total", reason="timeout") == 1
     assert (await client.get("/img/TO-1?w=64&fmt=jpeg")).status == 200
 
 
@@ -134,7 +136,7 @@ async def test_approval_renders_the_presets_in_the_background(aiohttp_client, se
     async with asyncio.timeout(60):
         await delivery.eager_idle()
     metrics = client.app[keys.metrics]
-    assert metrics.eager_renders.labels("rendered")._value.get() == 4
+    assert metrics.sample("ecogram_img_eager_total", outcome="rendered") == 4
     renders = render_count(client)
     assert renders == 4
     for accept, width, content_type in ((CHROMIUM_ACCEPT, 400, "image/avif"),
@@ -191,9 +193,10 @@ async def test_changes_reach_the_very_next_request_in_this_and_another_worker(
         assert response.status == 200
         assert response.headers["ETag"].startswith(f'"{first["id"]}:{first["version"]}:')
     # Warm: the second request resolves from the in-process cache, no database round trip.
-    hits = other.app[keys.metrics].resolutions.labels("hit")._value.get()
+    metrics = other.app[keys.metrics]
+    hits = metrics.sample("ecogram_img_resolution_lookups_total", result="hit")
     assert (await other.get(url)).status == 200
-    assert other.app[keys.metrics].resolutions.labels("hit")._value.get() == hits + 1
+    assert metrics.sample("ecogram_img_resolution_lookups_total", result="hit") == hits + 1
 
     # Replace the first photo: it goes back to pending with a new version.
     seen = other_listener.notifications
@@ -261,9 +264,10 @@ async def test_a_lost_listener_stops_the_resolution_cache_until_it_is_back(
     async with asyncio.timeout(10):
         await listener.wait_for(lambda: not delivery.resolutions.enabled)
     # Meanwhile every request asks the database: correct, only slower.
-    misses = client.app[keys.metrics].resolutions.labels("miss")._value.get()
+    metrics = client.app[keys.metrics]
+    misses = metrics.sample("ecogram_img_resolution_lookups_total", result="miss")
     assert (await client.get("/img/LST-1?w=64")).status == 200
-    assert client.app[keys.metrics].resolutions.labels("miss")._value.get() >= misses + 1
+    assert metrics.sample("ecogram_img_resolution_lookups_total", result="miss") >= misses + 1
     async with asyncio.timeout(10):
         await listener.wait_for(lambda: listener.connections > connections)
     assert delivery.resolutions.enabled and listener.connected

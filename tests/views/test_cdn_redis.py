@@ -76,5 +76,5 @@ async def test_redis_down_degrades_to_rendering(aiohttp_client, settings, login_
         assert response.status == 200
         assert decode(await response.read()).width == width
     metrics = broken.app[keys.metrics]
-    assert metrics.cache_lookups.labels("redis", "error")._value.get() >= 1
+    assert metrics.sample("ecogram_img_cache_lookups_total", tier="redis", result="error") >= 1
     assert render_count(broken) == 2 and served_count(broken, "memory") == 1
