@@ -166,8 +166,10 @@ def render_error(request: web.Request, error: AppError) -> web.Response:
 
 def add_security_headers(response: web.StreamResponse) -> None:
     headers = response.headers
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    if response.content_type == "text/html":
+    if "X-Content-Type-Options" not in headers:
+        headers["X-Content-Type-Options"] = "nosniff"
+    # The header, not ``response.content_type``: that property parses it, on every /img hit.
+    if headers.get("Content-Type", "").startswith("text/html"):
         headers.setdefault("Content-Security-Policy", _CSP)
         headers.setdefault("Referrer-Policy", "same-origin")
         headers.setdefault("X-Frame-Options", "DENY")

@@ -12,6 +12,11 @@ The order of a request (API.md is the contract):
    a render reads the master (or the original when the master is too small) through the
    masters cache and runs in the libvips pool under a bounded queue and a time limit.
 
+A storefront asks the same few URLs over and over, so a request that was answered before is
+replayed: ``recent`` keeps, per (path, query, Accept), what steps 1–3 concluded — the resolved
+image, the key, the headers — and the replay only checks that the address still resolves to
+that same image version and that the variant is still in memory. No bytes are kept there.
+
 Cache keys carry the image version, and every change of what an address serves bumps the
 version (replace, reorder) or leaves the approved set (reject, delete): old variants become
 unreachable by construction. The event hooks and NOTIFY only keep memory and freshness tidy.
@@ -30,7 +35,7 @@ import urllib.parse
 from collections.abc import Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 from multidict import MultiDict
@@ -66,6 +71,7 @@ MAX_POSITION = 2_147_483_647  # images.position is an integer
 MAX_CODE = 200
 PARSED_MEMO = 4096  # distinct query strings whose parsed options are kept
 ACCEPT_MEMO = 512  # distinct Accept headers whose negotiated format is kept
+RECENT_MEMO = 4096  # distinct (path, query, Accept) whose answer can be replayed
 EAGER_QUEUE = 1000  # approvals waiting for their presets; beyond, presets render on demand
 _VERSION = re.compile(r"[0-9]{1,10}")
 
@@ -106,12 +112,22 @@ class Resolved:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
+class Answer(NamedTuple):
     status: int  # 200 or 304
     body: bytes
-    headers: dict[str, str]
+    headers: Mapping[str, str]  # may be shared between answers: copy it, never change it
     tier: str  # memory, redis, render, not_modified
+
+
+@dataclass(frozen=True, slots=True)
+class _Recent:
+    """What a request meant when it was last answered (see the module's docstring)."""
+
+    resolved: Resolved  # valid while the address still resolves to this very object
+    key: str
+    etag: str
+    headers: dict[str, str]  # of a 200, Content-Type included
+    not_modified: dict[str, str]  # of a 304
 
 
 class _Stale(Exception):
@@ -199,6 +215,7 @@ class Delivery:
         self._resolve_flights: SingleFlight[Resolved | None] = SingleFlight()
         self._parsed: dict[Any, tuple[RenderOptions, int | None]] = {}
         self._negotiated: dict[tuple[str | None, bool], str] = {}
+        self.recent: dict[tuple[str, str, str | None], _Recent] = {}
         self._allowed = frozenset(settings.allowed_sizes or ())
         self._short_cache = f"public, max-age={settings.cache_max_age}"
         self._capacity = settings.render_threads + settings.render_queue
@@ -213,6 +230,8 @@ class Delivery:
         self._res_miss = metrics.resolutions.labels("miss")
         self._served = {tier: metrics.img_served.labels(tier)
                         for tier in ("memory", "redis", "render", "not_modified")}
+        self._served_memory = self._served["memory"]
+        self._served_not_modified = self._served["not_modified"]
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -269,13 +288,36 @@ class Delivery:
 
         ``path`` is the decoded path, ``query_string`` the raw query (still percent-encoded).
         """
+        memo_key = (path, query_string, accept)
+        recent = self.recent.get(memo_key)
+        if recent is not None and self.resolutions.get(code, position) is recent.resolved:
+            self._res_hit.inc()
+            if if_none_match is not None and etag_matches(if_none_match, recent.etag):
+                self._served_not_modified.inc()
+                return Answer(304, b"", recent.not_modified, "not_modified")
+            variant = self.variants.get(recent.key)
+            if variant is not None:
+                self._mem_hit.inc()
+                self._served_memory.inc()
+                return Answer(200, variant.data, recent.headers, "memory")
+        return await self._serve(memo_key, code, position, if_none_match)
+
+    async def _serve(
+        self,
+        memo_key: tuple[str, str, str | None],
+        code: str,
+        position: int | None,
+        if_none_match: str | None,
+    ) -> Answer:
+        path, query_string, accept = memo_key
         opts, wanted_version = self.parse(path, query_string)
         for attempt in (1, 2):
             resolved = await self.resolve(code, position)
             fmt = self._negotiate(opts.fmt, accept, resolved.has_alpha)
             key = f"{resolved.id}:{resolved.version}:{opts.cache_key(fmt)}"
+            etag = f'"{key}"'
             headers = {
-                "ETag": f'"{key}"',
+                "ETag": etag,
                 "Last-Modified": resolved.last_modified,
                 "Cache-Control": (
                     IMMUTABLE if wanted_version == resolved.version else self._short_cache
@@ -283,7 +325,7 @@ class Delivery:
             }
             if opts.fmt == "auto":
                 headers["Vary"] = "Accept"
-            if if_none_match is not None and etag_matches(if_none_match, headers["ETag"]):
+            if if_none_match is not None and etag_matches(if_none_match, etag):
                 self._served["not_modified"].inc()
                 return Answer(304, b"", headers, "not_modified")
             try:
@@ -294,10 +336,16 @@ class Delivery:
                 if attempt == 2:
                     raise not_found() from None
                 continue
-            headers["Content-Type"] = variant.content_type
+            full = {**headers, "Content-Type": variant.content_type}
+            self._remember(memo_key, _Recent(resolved, key, etag, full, headers))
             self._served[tier].inc()
-            return Answer(200, variant.data, headers, tier)
+            return Answer(200, variant.data, full, tier)
         raise AssertionError("unreachable")
+
+    def _remember(self, memo_key: tuple[str, str, str | None], recent: _Recent) -> None:
+        if memo_key not in self.recent and len(self.recent) >= RECENT_MEMO:
+            del self.recent[next(iter(self.recent))]  # the oldest out; hot ones come back
+        self.recent[memo_key] = recent
 
     def _negotiate(self, fmt: str, accept: str | None, has_alpha: bool) -> str:
         """``options.negotiate``, memoised: browsers send a handful of distinct Accept headers."""

@@ -272,3 +272,49 @@ async def test_a_lost_listener_stops_the_resolution_cache_until_it_is_back(
         await listener.wait_for(lambda: listener.connections > connections)
     assert delivery.resolutions.enabled and listener.connected
     assert (await client.get("/img/LST-1?w=64")).status == 200
+
+
+# --- the recent-answers memo: a repeated request skips the work, never the checks -----------
+
+async def test_a_repeated_request_is_replayed_and_holds_no_bytes_of_its_own(client, login_as):
+    await publish(client, login_as, fixture_bytes("valid/hopper.jpg"), "RPT-1")
+    delivery = client.app[keys.delivery]
+    url = "/img/RPT-1?w=64&fmt=webp"
+    first = await client.get(url)
+    second = await client.get(url, headers={"If-None-Match": first.headers["ETag"]})
+    assert second.status == 304
+    assert len(delivery.recent) == 1
+    # The memo keeps what the request means, not the bytes: once the variant leaves the
+    # memory cache, the next answer is a render again, with the same headers.
+    delivery.variants.clear()
+    renders = render_count(client)
+    third = await client.get(url)
+    assert third.status == 200 and render_count(client) == renders + 1
+    assert await third.read() == await first.read()
+    assert third.headers["ETag"] == first.headers["ETag"]
+
+
+async def test_a_replayed_address_answers_404_the_moment_its_photo_is_deleted(
+    client, login_as
+):
+    record = await publish(client, login_as, fixture_bytes("valid/hopper.jpg"), "RPT-2")
+    for _ in range(3):
+        assert (await client.get("/img/RPT-2?w=64&fmt=webp")).status == 200
+    deleted = await client.delete(f"/api/v1/images/{record['id']}",
+                                  headers=await login_as("admin"))
+    assert deleted.status in (200, 204)
+    response = await client.get("/img/RPT-2?w=64&fmt=webp")
+    assert response.status == 404
+    assert_error(await response.json(), "not_found")
+
+
+async def test_the_recent_answers_memo_is_bounded(client, login_as, monkeypatch):
+    from ecogram.catalog import delivery as delivery_module
+
+    monkeypatch.setattr(delivery_module, "RECENT_MEMO", 4)
+    await publish(client, login_as, fixture_bytes("valid/hopper.jpg"), "RPT-3")
+    for n in range(10):  # ten browsers' Accept headers: ten requests that mean one variant
+        response = await client.get("/img/RPT-3?w=64",
+                                    headers={"Accept": f"image/webp,image/x-{n};q=0.1"})
+        assert response.status == 200
+    assert len(client.app[keys.delivery].recent) == 4
