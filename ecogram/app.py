@@ -15,14 +15,13 @@ import jinja2
 from aiohttp import web
 
 from ecogram import db, i18n, keys
-from ecogram.auth.guard import make_guard
 from ecogram.auth.throttle import login_throttle_context
 from ecogram.catalog import events
 from ecogram.catalog.delivery import Delivery
 from ecogram.imaging import vips
 from ecogram.metrics import Metrics
-from ecogram.middleware import error_pages, request_context
-from ecogram.routes import route_for, setup_routes
+from ecogram.middleware import request_context
+from ecogram.routes import setup_routes
 from ecogram.settings import Settings
 
 log = logging.getLogger("ecogram")
@@ -63,8 +62,9 @@ def resolve_database(settings: Settings) -> Settings:
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> web.Application:
     settings = resolve_secret_key(settings or Settings.from_env())
     app = web.Application(
-        middlewares=[request_context, i18n.middleware, error_pages,
-                     make_guard(route_for)],
+        # The one middleware: the frame of every request (id, errors, headers, metrics, log).
+        # Access is checked per route, where the route table registers each handler.
+        middlewares=[request_context],
         client_max_size=settings.max_request_mb * 1024 * 1024,
     )
     app[keys.settings] = settings

@@ -15,11 +15,11 @@ from __future__ import annotations
 import datetime as dt
 import io
 from collections.abc import Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 from babel import Locale, UnknownLocaleError
@@ -174,42 +174,30 @@ def gettext_for(request: web.Request):
     return localizer_for(request).gettext
 
 
-# The language of the request being handled. aiohttp runs each request in its own task, and a
-# task has its own copy of context variables, so templates rendered anywhere for this request —
-# error pages made by the error middleware included — find its language here.
-_current: ContextVar[Localizer | None] = ContextVar("ecogram_localizer", default=None)
-_current_path: ContextVar[str] = ContextVar("ecogram_page_path", default="/")
-
-
-_MACHINE_PATHS = ("/img/", "/api/", "/healthz", "/readyz", "/metrics")
-
-
-@web.middleware
-async def middleware(request: web.Request, handler):
-    """Make this request's language the one every template rendered for it uses."""
-    if request.path.startswith(_MACHINE_PATHS):
-        # JSON and images have no language; /img is the hot path, so skip the negotiation.
-        return await handler(request)
+def render_page(template: str, request: web.Request, context: Mapping[str, Any],
+                status: int = 200) -> web.Response:
+    """Render a page in the request's language: the template context gets the localizer
+    (gettext, dates, numbers) and the page's own address (the language switch comes back to
+    it), and the response says its language. Every page, error pages included, renders here;
+    JSON and images never ask for a language, so /img pays nothing for it."""
     localizer = localizer_for(request)
-    token = _current.set(localizer)
-    path_token = _current_path.set(request.path_qs)
-    try:
-        response = await handler(request)
-    finally:
-        _current.reset(token)
-        _current_path.reset(path_token)
-    if response.content_type == "text/html":
-        response.headers.setdefault("Content-Language", localizer.html_lang)
+    response = aiohttp_jinja2.render_template(
+        template, request, {**context, "i18n": localizer, "page_path_qs": request.path_qs},
+        status=status,
+    )
+    response.headers["Content-Language"] = localizer.html_lang
     return response
 
 
 # --- Jinja -------------------------------------------------------------------------------------
 
+_FALLBACK = Localizer(DEFAULT_LANGUAGE, Translations())
+
+
 def _localizer(context: Mapping[str, Any]) -> Localizer:
+    """The page's localizer (render_page puts it in the context), or plain English."""
     found = context.get("i18n")
-    if isinstance(found, Localizer):
-        return found
-    return _current.get() or Localizer(DEFAULT_LANGUAGE, Translations())
+    return found if isinstance(found, Localizer) else _FALLBACK
 
 
 @jinja2.pass_context
@@ -263,10 +251,16 @@ def setup(app: web.Application, env: jinja2.Environment) -> None:
     env.filters["filesize"] = _filter_filesize
     env.globals["LANGUAGE_NAMES"] = LANGUAGE_NAMES
     env.globals["page_lang"] = _page_lang
-    env.globals["page_path"] = _current_path.get
+    env.globals["page_path"] = _page_path
 
 
 @jinja2.pass_context
 def _page_lang(context) -> str:
     """The page's language as an HTML lang attribute (pt-BR, en)."""
     return _localizer(context).html_lang
+
+
+@jinja2.pass_context
+def _page_path(context) -> str:
+    """The page's own path and query (render_page puts it in the context)."""
+    return context.get("page_path_qs", "/")

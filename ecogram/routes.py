@@ -1,7 +1,8 @@
 """The one route table. Each route names who may call it, next to the route itself.
 
 A route's ``access`` is ``public`` or the weakest role allowed (see ``ecogram.auth.roles``);
-the guard middleware enforces it, and a test walks this table for every role.
+``setup_routes`` registers each handler behind the guard of its access
+(``ecogram.auth.guard.guarded``), and a test walks this table for every role.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from ecogram import keys
+from ecogram.auth.guard import guarded
 from ecogram.auth.roles import PUBLIC, ROLES
 from ecogram.views import (
     admin,
@@ -127,19 +129,16 @@ ROUTES: list[Route] = [
 
 
 def setup_routes(app: web.Application) -> None:
+    """Register every route, its handler behind the guard of its declared access."""
     table: dict[web.AbstractRoute, Route] = {}
     for route in ROUTES:
+        handler = guarded(route.access, route.path, route.handler)
         if route.method == "GET":
-            added = app.router.add_get(route.path, route.handler, name=route.name)
+            added = app.router.add_get(route.path, handler, name=route.name)
         else:
-            added = app.router.add_route(route.method, route.path, route.handler, name=route.name)
+            added = app.router.add_route(route.method, route.path, handler, name=route.name)
         # add_get also adds a HEAD route to the same resource: it shares the declaration.
         for sibling in added.resource or ():
-            if sibling.handler is route.handler:
+            if sibling.handler is handler:
                 table[sibling] = route
     app[keys.route_table] = table
-
-
-def route_for(request: web.Request) -> Route | None:
-    """The declared route that matched this request, if any."""
-    return request.app[keys.route_table].get(request.match_info.route)

@@ -1,4 +1,5 @@
-"""The one guard: every declared route's ``access`` is enforced here, before its handler runs.
+"""The one guard: every declared route's ``access`` is enforced here, before its handler runs
+(the route table registers each handler through ``guarded``).
 
 Credentials are the ``Authorization: Bearer`` header or the session cookie the sign-in page sets
 (the same JWT). A cookie-authenticated request with an unsafe method must carry the CSRF token
@@ -6,17 +7,17 @@ Credentials are the ``Authorization: Bearer`` header or the session cookie the s
 when it verifies, its user exists and is enabled, its ``ver`` equals the user's token_version
 and its jti is not revoked — one database round trip.
 
-Public routes run for everyone; a valid session is attached when there is one. Routes not in
-the table (unknown paths, static files) go on to aiohttp's own 404/405 handling.
+Public routes run for everyone; a valid session is attached when there is one. Paths not in
+the table (unknown paths, static files) never reach a handler of ours: aiohttp answers them.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import urllib.parse
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -32,6 +33,7 @@ SESSION_COOKIE = "ecogram_session"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 LOGIN_PAGE = "/login"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _SESSIONLESS_PREFIXES = ("/api/", "/img/", "/healthz", "/readyz", "/metrics", "/static/")
 
 
@@ -146,18 +148,19 @@ def _login_redirect(request: web.Request) -> web.Response:
     return web.Response(status=303, headers={"Location": target, "Cache-Control": "no-store"})
 
 
-def make_guard(route_for: Callable[[web.Request], Any]):
-    """The guard middleware; ``route_for`` finds the declared route (ecogram.routes)."""
+def guarded(access: str, path: str, handler: Handler) -> Handler:
+    """``handler`` behind the check of ``access`` (``public`` or the weakest role allowed).
 
-    @web.middleware
-    async def guard(request: web.Request, handler):
-        route = route_for(request)
-        if route is None:
-            return await handler(request)
-        if route.access == PUBLIC and request.path.startswith(_SESSIONLESS_PREFIXES):
-            # Public machine routes (image delivery, login itself) never use the session:
-            # skip reading credentials at all — /img is the hottest path.
-            return await handler(request)
+    The route table wraps every declared handler here when it registers it, so the check runs
+    exactly for the routes that need it. Public machine routes (image delivery, health, login
+    itself) never read a session and are registered as they are: /img, the hottest path,
+    pays nothing for the guard.
+    """
+    if access == PUBLIC and path.startswith(_SESSIONLESS_PREFIXES):
+        return handler
+
+    @functools.wraps(handler)
+    async def check_then_handle(request: web.Request) -> web.StreamResponse:
         api = is_api(request)
         unsafe = request.method in UNSAFE_METHODS
         if unsafe and not api:
@@ -179,17 +182,18 @@ def make_guard(route_for: Callable[[web.Request], Any]):
                 raise csrf_failed()
         if session is not None:
             request[keys.user], request[keys.credentials] = session
-        if route.access == PUBLIC:
+        if access == PUBLIC:  # a public page: the session, when there is one, is attached
             return await handler(request)
         if session is None:
             if not api and request.method in ("GET", "HEAD"):
                 return _login_redirect(request)
             raise unauthorized(invalid_token=failure is not None)
-        if not allows(session[0].role, route.access):
-            raise forbidden(route.access)
+        if not allows(session[0].role, access):
+            raise forbidden(access)
         return await handler(request)
 
-    return guard
+    check_then_handle.access = access  # type: ignore[attr-defined]  # for the route tests
+    return check_then_handle
 
 
 def cookie_secure(request: web.Request) -> bool:

@@ -16,7 +16,6 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from ecogram import keys
@@ -27,7 +26,7 @@ from ecogram.catalog import review as review_uc
 from ecogram.catalog.records import image_record
 from ecogram.catalog.sources import too_large
 from ecogram.errors import AppError, invalid, not_found
-from ecogram.i18n import LANG_COOKIE, LANGUAGES, localizer_for
+from ecogram.i18n import LANG_COOKIE, LANGUAGES, localizer_for, render_page
 from ecogram.views.api_auth import client_address
 from ecogram.views.pages_auth import safe_next
 
@@ -61,8 +60,7 @@ def _page(request: web.Request, template: str, context: dict[str, Any],
         "done_count": _small_int(request.query.get("n")),
         "path": request.path,
     }
-    response = aiohttp_jinja2.render_template(template, request, {**base, **context},
-                                              status=status)
+    response = render_page(template, request, {**base, **context}, status=status)
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from ecogram import keys
 from ecogram.auth.guard import clear_session_cookie, csrf_token_for, set_session_cookie
 from ecogram.catalog import accounts
 from ecogram.errors import AppError
+from ecogram.i18n import render_page
 from ecogram.views.api_auth import client_address
 
 
@@ -45,7 +45,7 @@ def _render(request: web.Request, template: str, context: dict[str, Any],
         "registration_open": settings.registration == "open",
         **context,
     }
-    response = aiohttp_jinja2.render_template(template, request, context, status=status)
+    response = render_page(template, request, context, status=status)
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -92,6 +92,21 @@ def test_every_route_the_app_serves_is_declared(settings):
     assert undeclared == []
 
 
+def test_every_declared_handler_is_registered_behind_its_access(settings):
+    """The handler aiohttp calls is the guarded one; only public machine routes (no session
+    at all) are registered bare."""
+    app = create_app(settings)
+    bare = []
+    for route, declared in app[keys.route_table].items():
+        if getattr(route.handler, "access", None) == declared.access:
+            continue
+        assert declared.access == PUBLIC, f"{declared.name} is registered without its guard"
+        bare.append(declared.path)
+    assert all(path.startswith(("/img/", "/healthz", "/readyz", "/metrics", "/api/"))
+               for path in bare), bare
+    assert "/img/{code}" in bare
+
+
 async def test_unknown_paths_are_404_for_everyone(client, login_as):
     for headers in ({}, await login_as("viewer")):
         response = await client.get("/api/v1/no-such-thing", headers=headers)

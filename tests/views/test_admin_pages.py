@@ -463,6 +463,18 @@ async def test_language_from_accept_language_and_switch(client, sign_in):
     assert response.headers["Location"] == "/"
 
 
+async def test_error_pages_speak_the_page_language_and_carry_the_page_headers(client, sign_in):
+    await sign_in("viewer")
+    response = await client.get("/admin/no-such-page", headers={"Accept-Language": "pt-BR"})
+    assert response.status == 404
+    html = await response.text()
+    assert '<html lang="pt-BR">' in html and "Voltar ao E-co Gram" in html
+    assert response.headers["Content-Language"] == "pt-BR"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Request-Id"]
+
+
 async def test_login_page_in_portuguese(client):
     html = await (await client.get("/login", headers={"Accept-Language": "pt"})).text()
     assert ">Entrar</h1>" in html and "Senha" in html
