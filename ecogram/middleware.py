@@ -10,7 +10,8 @@ import re
 import secrets
 import time
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from multidict import istr
 
 from ecogram import keys
 from ecogram.errors import AppError
@@ -18,7 +19,9 @@ from ecogram.i18n import render_page
 
 log = logging.getLogger("ecogram.http")
 
-REQUEST_ID_HEADER = "X-Request-Id"
+# istr: multidict looks these up without case-folding them on every request.
+REQUEST_ID_HEADER = istr("X-Request-Id")
+NOSNIFF_HEADER = istr("X-Content-Type-Options")
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # Paths answered in JSON; everything else is a page for people and gets HTML errors.
 _MACHINE_PREFIXES = ("/api/", "/img/", "/healthz", "/readyz", "/metrics")
@@ -165,10 +168,10 @@ def render_error(request: web.Request, error: AppError) -> web.Response:
 
 def add_security_headers(response: web.StreamResponse) -> None:
     headers = response.headers
-    if "X-Content-Type-Options" not in headers:
-        headers["X-Content-Type-Options"] = "nosniff"
+    if NOSNIFF_HEADER not in headers:
+        headers[NOSNIFF_HEADER] = "nosniff"
     # The header, not ``response.content_type``: that property parses it, on every /img hit.
-    if headers.get("Content-Type", "").startswith("text/html"):
+    if headers.get(hdrs.CONTENT_TYPE, "").startswith("text/html"):
         headers.setdefault("Content-Security-Policy", _CSP)
         headers.setdefault("Referrer-Policy", "same-origin")
         headers.setdefault("X-Frame-Options", "DENY")

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import asyncpg
-from multidict import MultiDict
+from multidict import CIMultiDict, MultiDict
 
 from ecogram import db
 from ecogram.cache import (
@@ -126,8 +126,9 @@ class _Recent:
     resolved: Resolved  # valid while the address still resolves to this very object
     key: str
     etag: str
-    headers: dict[str, str]  # of a 200, Content-Type included
-    not_modified: dict[str, str]  # of a 304
+    # Kept as CIMultiDicts: the view copies them into a response at C speed.
+    headers: CIMultiDict[str]  # of a 200, Content-Type included
+    not_modified: CIMultiDict[str]  # of a 304
 
 
 class _Stale(Exception):
@@ -337,7 +338,9 @@ class Delivery:
                     raise not_found() from None
                 continue
             full = {**headers, "Content-Type": variant.content_type}
-            self._remember(memo_key, _Recent(resolved, key, etag, full, headers))
+            self._remember(
+                memo_key, _Recent(resolved, key, etag, CIMultiDict(full), CIMultiDict(headers))
+            )
             self._served[tier].inc()
             return Answer(200, variant.data, full, tier)
         raise AssertionError("unreachable")

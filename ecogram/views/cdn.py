@@ -7,7 +7,8 @@ no body for HEAD, and keeps Content-Length).
 
 from __future__ import annotations
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from multidict import CIMultiDict
 
 from ecogram import keys
 from ecogram.catalog.delivery import Answer
@@ -19,9 +20,11 @@ def _position(request: web.Request) -> int | None:
 
 
 def _respond(answer: Answer) -> web.Response:
+    # web.Response takes a CIMultiDict as it is (and adds to it): give it its own copy.
+    headers = CIMultiDict(answer.headers)
     if answer.status == 304:
-        return web.Response(status=304, headers=answer.headers)
-    return web.Response(body=answer.body, headers=answer.headers)
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=answer.body, headers=headers)
 
 
 async def image(request: web.Request) -> web.Response:
@@ -31,8 +34,8 @@ async def image(request: web.Request) -> web.Response:
         _position(request),
         request.path,
         request.rel_url.raw_query_string,
-        headers.get("Accept"),
-        headers.get("If-None-Match"),
+        headers.get(hdrs.ACCEPT),
+        headers.get(hdrs.IF_NONE_MATCH),
     )
     return _respond(answer)
 
@@ -42,6 +45,6 @@ async def placeholder(request: web.Request) -> web.Response:
         request.match_info["code"],
         _position(request),
         request.query,
-        request.headers.get("If-None-Match"),
+        request.headers.get(hdrs.IF_NONE_MATCH),
     )
     return _respond(answer)
