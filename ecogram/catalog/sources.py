@@ -39,8 +39,10 @@ MANIFEST_COLUMNS = ("code", "product", "file", "url", "position", "alt")
 MAX_POSITION = 10_000
 MAX_PRODUCT = 500
 MAX_ALT = 1000
-# A product code becomes part of /img/{code}/{position}: no slash, no URL syntax, no blanks.
-CODE_RE = re.compile(r"[^\s/\\?#%]{1,100}")
+# A product code becomes part of /img/{code}/{position}: no slash, no URL syntax, no blanks,
+# no control characters (PostgreSQL text cannot even hold NUL).
+CODE_RE = re.compile(r"[^\s/\\?#%\x00-\x1f\x7f-\x9f]{1,100}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass
@@ -93,7 +95,11 @@ def parse_fields(raw: dict[str, str | None]) -> Fields:
     code = text("code")
     if code is not None and not CODE_RE.fullmatch(code):
         raise invalid_field("code", "A product code is 1 to 100 characters without spaces, "
-                            "slashes, '?', '#' or '%'.")
+                            "slashes, '?', '#', '%' or control characters.")
+    for name in ("product", "alt"):
+        value = raw.get(name)
+        if value is not None and _CONTROL.search(value):
+            raise invalid_field(name, f"The {name} text contains control characters.")
     product = text("product")
     if product is not None and len(product) > MAX_PRODUCT:
         raise invalid_field("product", f"The product name is longer than {MAX_PRODUCT} "

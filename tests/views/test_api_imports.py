@@ -207,7 +207,8 @@ async def test_several_files_one_bad_answer_201_and_keep_the_good(client, login_
 async def test_invalid_fields_and_empty_requests(client, login_as):
     headers = await login_as("importer")
     for fields, field in (({"position": "0"}, "position"), ({"position": "x"}, "position"),
-                          ({"code": "a/b"}, "code"), ({"code": "has space"}, "code")):
+                          ({"code": "a/b"}, "code"), ({"code": "has space"}, "code"),
+                          ({"code": "NUL\x00"}, "code"), ({"product": "Mug\x00"}, "product")):
         response = await client.post("/api/v1/images", headers=headers,
                                      data=form(("a.jpg", make_photo(1)), **fields))
         assert response.status == 422
