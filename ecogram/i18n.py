@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 from babel import Locale, UnknownLocaleError
@@ -174,28 +173,13 @@ def gettext_for(request: web.Request):
     return localizer_for(request).gettext
 
 
-def render_page(template: str, request: web.Request, context: Mapping[str, Any],
-                status: int = 200) -> web.Response:
-    """Render a page in the request's language: the template context gets the localizer
-    (gettext, dates, numbers) and the page's own address (the language switch comes back to
-    it), and the response says its language. Every page, error pages included, renders here;
-    JSON and images never ask for a language, so /img pays nothing for it."""
-    localizer = localizer_for(request)
-    response = aiohttp_jinja2.render_template(
-        template, request, {**context, "i18n": localizer, "page_path_qs": request.path_qs},
-        status=status,
-    )
-    response.headers["Content-Language"] = localizer.html_lang
-    return response
-
-
 # --- Jinja -------------------------------------------------------------------------------------
 
 _FALLBACK = Localizer(DEFAULT_LANGUAGE, Translations())
 
 
 def _localizer(context: Mapping[str, Any]) -> Localizer:
-    """The page's localizer (render_page puts it in the context), or plain English."""
+    """The page's localizer (pages.render_page puts it in the context), or plain English."""
     found = context.get("i18n")
     return found if isinstance(found, Localizer) else _FALLBACK
 
@@ -262,5 +246,5 @@ def _page_lang(context) -> str:
 
 @jinja2.pass_context
 def _page_path(context) -> str:
-    """The page's own path and query (render_page puts it in the context)."""
+    """The page's own path and query (pages.render_page puts it in the context)."""
     return context.get("page_path_qs", "/")

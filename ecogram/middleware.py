@@ -1,28 +1,22 @@
-"""The request frame middleware: request id, error rendering, security headers, metrics, log."""
+"""The request frame middleware: request id, error rendering, nosniff, metrics, one log line."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
-import os
-import re
-import secrets
 import time
 
-from aiohttp import hdrs, web
+from aiohttp import web
 from multidict import istr
 
-from ecogram import keys
+from ecogram import keys, request_ids
 from ecogram.errors import AppError
-from ecogram.i18n import render_page
+from ecogram.pages import render_page
+from ecogram.request_ids import request_id
 
 log = logging.getLogger("ecogram.http")
 
-# istr: multidict looks these up without case-folding them on every request.
-REQUEST_ID_HEADER = istr("X-Request-Id")
-NOSNIFF_HEADER = istr("X-Content-Type-Options")
-_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+NOSNIFF_HEADER = istr("X-Content-Type-Options")  # istr: no case-folding on each lookup
 # Paths answered in JSON; everything else is a page for people and gets HTML errors.
 _MACHINE_PREFIXES = ("/api/", "/img/", "/healthz", "/readyz", "/metrics")
 
@@ -39,32 +33,7 @@ _HTTP_CODES = {
     429: "too_many_requests",
     503: "unavailable",
 }
-
-
-class _RequestIds:
-    """Request ids: a random prefix per process and a counter — unique, and far cheaper than
-    a uuid4 on every /img hit. Forked workers draw a prefix of their own."""
-
-    def __init__(self) -> None:
-        self.reset()
-        os.register_at_fork(after_in_child=self.reset)
-
-    def reset(self) -> None:
-        self._prefix = secrets.token_hex(6)
-        self._counter = itertools.count(1)
-
-    def next(self) -> str:
-        return f"{self._prefix}{next(self._counter):08x}"
-
-
-_request_ids = _RequestIds()
 _clock = time.perf_counter
-
-_CSP = (
-    "default-src 'self'; img-src 'self' data: blob:; script-src 'self'; "
-    "style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
-    "form-action 'self'"
-)
 
 
 def wants_json(request: web.Request) -> bool:
@@ -73,19 +42,17 @@ def wants_json(request: web.Request) -> bool:
 
 @web.middleware
 async def request_context(request: web.Request, handler):
-    """The frame of every request: an id, the answer — errors rendered in the one JSON shape
-    (API, /img) or as a page (browser paths) — the security headers, and the request's count,
-    time and one JSON log line.
+    """The frame of every request: its id (``ecogram.request_ids``), the answer — errors
+    rendered in the one JSON shape (API, /img) or as a page (browser paths) — ``nosniff``,
+    and the request's count, time and one JSON log line (at level INFO).
 
     One middleware, not one per concern: each layer costs every /img hit a few microseconds,
     and a warm hit is worth about 70 (bench/README.md, "Delivery").
     """
-    incoming = request.headers.get(REQUEST_ID_HEADER)
-    if incoming is not None and _SAFE_REQUEST_ID.match(incoming):
-        request_id = incoming
-    else:
-        request_id = _request_ids.next()
-    request[keys.request_id] = request_id
+    request_ids.adopt_incoming(request)
+    log_request = log.isEnabledFor(logging.INFO)
+    if log_request:
+        request_id(request)  # made now, so the response can name its log line
     started = _clock()
     status = 500
     try:
@@ -102,16 +69,20 @@ async def request_context(request: web.Request, handler):
                 request, AppError(exc.status, code, _http_message(exc), headers=_kept_headers(exc))
             )
         except Exception:
-            log.exception(json.dumps({"event": "unhandled_error", "request_id": request_id}))
+            log.exception(json.dumps({"event": "unhandled_error",
+                                      "request_id": request_id(request)}))
             response = render_error(request, AppError(
                 500,
                 "internal_error",
                 "Something went wrong on our side. Quote the request id when reporting it.",
-                {"request_id": request_id},
             ))
         status = response.status
-        add_security_headers(response)
-        response.headers[REQUEST_ID_HEADER] = request_id
+        headers = response.headers
+        if NOSNIFF_HEADER not in headers:
+            headers[NOSNIFF_HEADER] = "nosniff"
+        known_id = request.get(keys.request_id)
+        if known_id is not None:
+            headers[request_ids.HEADER] = known_id
         return response
     finally:
         elapsed = _clock() - started
@@ -119,12 +90,12 @@ async def request_context(request: web.Request, handler):
             "unmatched" if request.match_info.http_exception else "unnamed"
         )
         request.app[keys.metrics].observe_request(route, request.method, status, elapsed)
-        if log.isEnabledFor(logging.INFO):
+        if log_request:
             log.info(
                 json.dumps(
                     {
                         "event": "request",
-                        "request_id": request_id,
+                        "request_id": request_id(request),
                         "method": request.method,
                         "path": request.path,
                         "route": route,
@@ -151,8 +122,8 @@ def _kept_headers(exc: web.HTTPException) -> dict[str, str]:
 
 def render_error(request: web.Request, error: AppError) -> web.Response:
     headers = {"Cache-Control": "no-store", **error.headers}
-    if keys.request_id in request and error.status >= 500:
-        error.details.setdefault("request_id", request[keys.request_id])
+    if error.status >= 500:  # the id to quote when reporting it
+        error.details.setdefault("request_id", request_id(request))
     if wants_json(request):
         response = web.json_response(error.as_dict(), status=error.status, headers=headers)
     else:
@@ -164,14 +135,3 @@ def render_error(request: web.Request, error: AppError) -> web.Response:
         )
         response.headers.update(headers)
     return response
-
-
-def add_security_headers(response: web.StreamResponse) -> None:
-    headers = response.headers
-    if NOSNIFF_HEADER not in headers:
-        headers[NOSNIFF_HEADER] = "nosniff"
-    # The header, not ``response.content_type``: that property parses it, on every /img hit.
-    if headers.get(hdrs.CONTENT_TYPE, "").startswith("text/html"):
-        headers.setdefault("Content-Security-Policy", _CSP)
-        headers.setdefault("Referrer-Policy", "same-origin")
-        headers.setdefault("X-Frame-Options", "DENY")

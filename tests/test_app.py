@@ -168,11 +168,29 @@ async def test_secret_key_is_generated_once_and_kept(settings, tmp_path):
 
 
 
-async def test_request_ids_are_unique_and_a_safe_incoming_one_is_kept(client):
-    ids = {(await client.get("/healthz")).headers["X-Request-Id"] for _ in range(5)}
-    assert len(ids) == 5
+async def test_request_ids_are_unique_and_a_safe_incoming_one_is_kept(client, caplog):
+    with caplog.at_level(logging.INFO, logger="ecogram.http"):  # requests are logged
+        responses = [await client.get("/healthz") for _ in range(5)]
+        ids = {response.headers["X-Request-Id"] for response in responses}
+        assert len(ids) == 5
+        logged = {json.loads(r.getMessage())["request_id"] for r in caplog.records
+                  if r.name == "ecogram.http"}
+        assert logged == ids  # each response names its log line
+        forged = await client.get("/healthz", headers={"X-Request-Id": "<script>"})
+        assert forged.headers["X-Request-Id"] not in ("<script>", "")
     kept = await client.get("/healthz", headers={"X-Request-Id": "edge-42"})
     assert kept.headers["X-Request-Id"] == "edge-42"
-    forged = await client.get("/healthz", headers={"X-Request-Id": "<script>"})
-    assert forged.headers["X-Request-Id"] != "<script>"
     assert forged.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_a_request_that_leaves_no_trace_spends_nothing_on_an_id(client):
+    # Request logging off (the logger above INFO): answers have no log line to name. (A 500
+    # is logged whatever the level, and always carries its id: see the test above.)
+    logging.getLogger("ecogram.http").setLevel(logging.WARNING)
+    try:
+        response = await client.get("/healthz")
+        assert response.status == 200 and "X-Request-Id" not in response.headers
+        refused = await client.get("/api/v1/images/1")
+        assert refused.status == 401 and "X-Request-Id" not in refused.headers
+    finally:
+        logging.getLogger("ecogram.http").setLevel(logging.NOTSET)

@@ -26,6 +26,7 @@ from ecogram.auth import csrf, tokens
 from ecogram.auth.identity import Credentials, Identity
 from ecogram.auth.roles import PUBLIC, allows
 from ecogram.errors import AppError
+from ecogram.request_ids import request_id
 
 log = logging.getLogger("ecogram.auth")
 
@@ -175,7 +176,7 @@ def guarded(access: str, path: str, handler: Handler) -> Handler:
                 failure = str(exc)
                 log.info(json.dumps({"event": "auth_refused", "via": via, "reason": failure,
                                      "path": request.path,
-                                     "request_id": request.get(keys.request_id)}))
+                                     "request_id": request_id(request)}))
         if session is not None and via == "cookie" and unsafe:
             secret = request.app[keys.settings].secret_key
             if not csrf.is_valid(secret, session[1].jti, await _csrf_candidate(request)):

@@ -26,7 +26,8 @@ from ecogram.catalog import review as review_uc
 from ecogram.catalog.records import image_record
 from ecogram.catalog.sources import too_large
 from ecogram.errors import AppError, invalid, not_found
-from ecogram.i18n import LANG_COOKIE, LANGUAGES, localizer_for, render_page
+from ecogram.i18n import LANG_COOKIE, LANGUAGES, localizer_for
+from ecogram.pages import render_page
 from ecogram.views.api_auth import client_address
 from ecogram.views.pages_auth import safe_next
 

@@ -14,7 +14,7 @@ from ecogram import keys
 from ecogram.auth.guard import clear_session_cookie, csrf_token_for, set_session_cookie
 from ecogram.catalog import accounts
 from ecogram.errors import AppError
-from ecogram.i18n import render_page
+from ecogram.pages import render_page
 from ecogram.views.api_auth import client_address
 
 
