@@ -27,7 +27,8 @@ login_throttle = web.AppKey("login_throttle", object)
 # Public delivery (/img): its caches, LISTEN connection and render queue (catalog.delivery).
 delivery: web.AppKey[Delivery] = web.AppKey("delivery")
 
-request_id = web.RequestKey("request_id", str)
+# None until the request needs one (ecogram.request_ids).
+request_id: web.RequestKey[str | None] = web.RequestKey("request_id")
 # The signed-in user; set by the auth guard on authenticated requests only.
 user = web.RequestKey("user", Identity)
 # The token behind request[user]: its jti (logout, CSRF) and how it came (bearer or cookie).

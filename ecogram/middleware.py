@@ -49,7 +49,7 @@ async def request_context(request: web.Request, handler):
     One middleware, not one per concern: each layer costs every /img hit a few microseconds,
     and a warm hit is worth about 70 (bench/README.md, "Delivery").
     """
-    request_ids.adopt_incoming(request)
+    request_ids.begin(request)
     log_request = log.isEnabledFor(logging.INFO)
     if log_request:
         request_id(request)  # made now, so the response can name its log line
@@ -80,7 +80,7 @@ async def request_context(request: web.Request, handler):
         headers = response.headers
         if NOSNIFF_HEADER not in headers:
             headers[NOSNIFF_HEADER] = "nosniff"
-        known_id = request.get(keys.request_id)
+        known_id = request_ids.known(request)
         if known_id is not None:
             headers[request_ids.HEADER] = known_id
         return response

@@ -42,16 +42,27 @@ class _Ids:
 _ids = _Ids()
 
 
-def adopt_incoming(request: web.Request) -> None:
-    """Keep the id the client or proxy sent, when it is safe to echo and to log."""
+def begin(request: web.Request) -> None:
+    """Start the request with the id the client or proxy sent, when it is safe to echo and to
+    log, else with none yet. (Always set, so reading it never raises: ``request.get`` of a
+    missing key raises and catches a KeyError, a cost every /img hit would pay.)"""
     incoming = request.headers.get(HEADER)
-    if incoming is not None and _SAFE.match(incoming):
-        request[keys.request_id] = incoming
+    request[keys.request_id] = (
+        incoming if incoming is not None and _SAFE.match(incoming) else None
+    )
+
+
+def known(request: web.Request) -> str | None:
+    """The id, if the request has one by now (``begin`` must have run)."""
+    return request[keys.request_id]
 
 
 def request_id(request: web.Request) -> str:
     """This request's id, made now if it has none yet."""
-    found = request.get(keys.request_id)
+    try:
+        found = request[keys.request_id]
+    except KeyError:  # a request that did not go through the middleware
+        found = None
     if found is None:
         found = request[keys.request_id] = _ids.next()
     return found

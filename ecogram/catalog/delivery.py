@@ -13,9 +13,10 @@ The order of a request (API.md is the contract):
    masters cache and runs in the libvips pool under a bounded queue and a time limit.
 
 A storefront asks the same few URLs over and over, so a request that was answered before is
-replayed: ``recent`` keeps, per (path, query, Accept), what steps 1–3 concluded — the resolved
-image, the key, the headers — and the replay only checks that the address still resolves to
-that same image version and that the variant is still in memory. No bytes are kept there.
+replayed (``replay``): ``recent`` keeps, per (request target, Accept), what steps 1–3
+concluded — the resolved image, the key, the headers — and the replay only checks that the
+address still resolves to that same image version and that the variant is still in memory.
+No bytes are kept there.
 
 Cache keys carry the image version, and every change of what an address serves bumps the
 version (replace, reorder) or leaves the approved set (reject, delete): old variants become
@@ -123,6 +124,8 @@ class Answer(NamedTuple):
 class _Recent:
     """What a request meant when it was last answered (see the module's docstring)."""
 
+    code: str
+    position: int | None
     resolved: Resolved  # valid while the address still resolves to this very object
     key: str
     etag: str
@@ -216,7 +219,7 @@ class Delivery:
         self._resolve_flights: SingleFlight[Resolved | None] = SingleFlight()
         self._parsed: dict[Any, tuple[RenderOptions, int | None]] = {}
         self._negotiated: dict[tuple[str | None, bool], str] = {}
-        self.recent: dict[tuple[str, str, str | None], _Recent] = {}
+        self.recent: dict[tuple[str, str | None], _Recent] = {}
         self._allowed = frozenset(settings.allowed_sizes or ())
         self._short_cache = f"public, max-age={settings.cache_max_age}"
         self._capacity = settings.render_threads + settings.render_queue
@@ -276,8 +279,33 @@ class Delivery:
         self._parsed[memo_key] = parsed
         return parsed
 
+    def replay(self, target: str, accept: str | None, if_none_match: str | None) -> Answer | None:
+        """The answer to a request answered before, from memory; None when it must be served.
+
+        ``target`` is the raw request target (path and query as sent). Valid only while the
+        address still resolves to the very image the answer was made for, and its variant is
+        still in the memory tier; no work beyond those two lookups.
+        """
+        recent = self.recent.get((target, accept))
+        if recent is None or (
+            self.resolutions.get(recent.code, recent.position) is not recent.resolved
+        ):
+            return None
+        if if_none_match is not None and etag_matches(if_none_match, recent.etag):
+            self._res_hit.inc()
+            self._served_not_modified.inc()
+            return Answer(304, b"", recent.not_modified, "not_modified")
+        variant = self.variants.get(recent.key)
+        if variant is None:
+            return None
+        self._res_hit.inc()
+        self._mem_hit.inc()
+        self._served_memory.inc()
+        return Answer(200, variant.data, recent.headers, "memory")
+
     async def serve(
         self,
+        target: str,
         code: str,
         position: int | None,
         path: str,
@@ -287,30 +315,9 @@ class Delivery:
     ) -> Answer:
         """The answer to ``GET /img/{code}[/{position}]``; AppError for 4xx/503.
 
-        ``path`` is the decoded path, ``query_string`` the raw query (still percent-encoded).
+        ``target`` is the raw request target, ``path`` the decoded path, ``query_string`` the
+        raw query (still percent-encoded).
         """
-        memo_key = (path, query_string, accept)
-        recent = self.recent.get(memo_key)
-        if recent is not None and self.resolutions.get(code, position) is recent.resolved:
-            self._res_hit.inc()
-            if if_none_match is not None and etag_matches(if_none_match, recent.etag):
-                self._served_not_modified.inc()
-                return Answer(304, b"", recent.not_modified, "not_modified")
-            variant = self.variants.get(recent.key)
-            if variant is not None:
-                self._mem_hit.inc()
-                self._served_memory.inc()
-                return Answer(200, variant.data, recent.headers, "memory")
-        return await self._serve(memo_key, code, position, if_none_match)
-
-    async def _serve(
-        self,
-        memo_key: tuple[str, str, str | None],
-        code: str,
-        position: int | None,
-        if_none_match: str | None,
-    ) -> Answer:
-        path, query_string, accept = memo_key
         opts, wanted_version = self.parse(path, query_string)
         for attempt in (1, 2):
             resolved = await self.resolve(code, position)
@@ -338,14 +345,14 @@ class Delivery:
                     raise not_found() from None
                 continue
             full = {**headers, "Content-Type": variant.content_type}
-            self._remember(
-                memo_key, _Recent(resolved, key, etag, CIMultiDict(full), CIMultiDict(headers))
-            )
+            self._remember((target, accept), _Recent(
+                code, position, resolved, key, etag, CIMultiDict(full), CIMultiDict(headers)
+            ))
             self._served[tier].inc()
             return Answer(200, variant.data, full, tier)
         raise AssertionError("unreachable")
 
-    def _remember(self, memo_key: tuple[str, str, str | None], recent: _Recent) -> None:
+    def _remember(self, memo_key: tuple[str, str | None], recent: _Recent) -> None:
         if memo_key not in self.recent and len(self.recent) >= RECENT_MEMO:
             del self.recent[next(iter(self.recent))]  # the oldest out; hot ones come back
         self.recent[memo_key] = recent

@@ -28,14 +28,18 @@ def _respond(answer: Answer) -> web.Response:
 
 
 async def image(request: web.Request) -> web.Response:
-    headers = request.headers
-    answer = await request.app[keys.delivery].serve(
+    delivery = request.app[keys.delivery]
+    target = request.raw_path  # path and query as sent: the replay's key, no parsing
+    accept = request.headers.get(hdrs.ACCEPT)
+    if_none_match = request.headers.get(hdrs.IF_NONE_MATCH)
+    answer = delivery.replay(target, accept, if_none_match) or await delivery.serve(
+        target,
         request.match_info["code"],
         _position(request),
         request.path,
         request.rel_url.raw_query_string,
-        headers.get(hdrs.ACCEPT),
-        headers.get(hdrs.IF_NONE_MATCH),
+        accept,
+        if_none_match,
     )
     return _respond(answer)
 
