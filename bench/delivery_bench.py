@@ -824,11 +824,13 @@ def run_ecogram(work: Path, args: argparse.Namespace, log: Path,
                                         pin=LOAD_CORE, threads=1, log=log))
                 out["dimensions"] = fetch_dimensions(server.base,
                                                      [v.ecogram() for v in samples])
-                out["memory"] = memory_run(server, work, args, log)
-            out["memory"]["whole_session"] = whole_run.summary()
+                if not args.warm_only:
+                    out["memory"] = memory_run(server, work, args, log)
+            if not args.warm_only:
+                out["memory"]["whole_session"] = whole_run.summary()
         finally:
             server.stop()
-        if args.skip_workers2:
+        if args.skip_workers2 or args.warm_only:
             return out
         # --- two workers, nothing pinned ---
         say("ecogram --workers 2 (unpinned), wrk unpinned")
@@ -851,10 +853,13 @@ def run_ecogram(work: Path, args: argparse.Namespace, log: Path,
 def ecogram_runs(server: Server, work: Path, args: argparse.Namespace, tag: str, *,
                  block: int, pin: str | None, threads: int, log: Path) -> dict[str, Any]:
     label = "ecogram" if tag == "w1" else "ecogram --workers 2"
-    cold_paths = write_paths(work / f"cold-ecogram-{tag}.txt",
-                             [v.ecogram() for v in cold_run_list(block)])
-    cold = wrk(f"{label} cold", server, "cold.lua", [str(cold_paths), str(threads)], log,
-               connections=COLD_CONNECTIONS, seconds=args.cold_seconds, threads=threads, pin=pin)
+    cold = None
+    if not args.warm_only:
+        cold_paths = write_paths(work / f"cold-ecogram-{tag}.txt",
+                                 [v.ecogram() for v in cold_run_list(block)])
+        cold = wrk(f"{label} cold", server, "cold.lua", [str(cold_paths), str(threads)], log,
+                   connections=COLD_CONNECTIONS, seconds=args.cold_seconds, threads=threads,
+                   pin=pin)
     warm_paths = write_paths(work / "warm-ecogram.txt", [v.ecogram() for v in warm_variants()])
     prime(server.base, [v.ecogram() for v in warm_variants()])
     wait_idle(server.proc.pid)
@@ -996,6 +1001,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"Load average at start {tuple(round(x, 2) for x in m['loadavg_at_start'])}, at end "
         f"{tuple(round(x, 2) for x in results.get('loadavg_at_end', ()))}"
         + (" — **quick run: a smoke test, not figures to quote**" if results["quick"] else "")
+        + (" — warm only: nginx and ecogram" if results.get("warm_only") else "")
         + ".",
         "",
     ]
@@ -1141,6 +1147,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="baselines only (bare pyvips, nginx, thumbor)")
     parser.add_argument("--skip-workers2", action="store_true",
                         help="leave out the --workers 2 runs")
+    parser.add_argument("--warm-only", action="store_true",
+                        help="only nginx and ecogram warm (~3 minutes): to check a change to the "
+                             "hot path; the full run gives the figures to quote")
     parser.add_argument("--minutes-memory", type=float, default=None,
                         help="length of the mixed memory run (default 10; --quick: 0.5)")
     parser.add_argument("--cold-seconds", type=float, default=None,
@@ -1175,6 +1184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, Any] = {
         "started": started.isoformat(timespec="seconds"),
         "quick": args.quick,
+        "warm_only": args.warm_only,
         "settings": {"cold_seconds": args.cold_seconds, "warm_seconds": args.warm_seconds,
                      "minutes_memory": args.minutes_memory,
                      "cold_connections": COLD_CONNECTIONS,
@@ -1191,9 +1201,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         results["reference_dimensions"] = reference_dimensions(samples)
         # Bare loop as long as a cold run, plus a little: its rate is the per-core ceiling.
-        results["bare_pyvips"] = run_bare_loop(work, args.cold_seconds)
+        if not args.warm_only:
+            results["bare_pyvips"] = run_bare_loop(work, args.cold_seconds)
         results["nginx"] = run_nginx(work, args.warm_seconds, log)
-        if not args.skip_thumbor:
+        if not (args.skip_thumbor or args.warm_only):
             try:
                 results["thumbor"] = run_thumbor(work, args.cold_seconds, args.warm_seconds, log,
                                                  samples)

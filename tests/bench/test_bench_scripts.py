@@ -280,3 +280,32 @@ def test_slope_is_in_mb_per_minute() -> None:
     assert bench.slope([(float(t), 100.0 + t / 60) for t in range(0, 300, 10)]) == 1.0
     assert bench.slope([(float(t), 250.0) for t in range(10)]) == 0.0
     assert bench.slope([(0.0, 1.0)]) is None
+
+
+def test_a_warm_only_report_gives_the_nginx_ratio_and_leaves_the_rest_unmeasured() -> None:
+    args = bench.parse_args(["--warm-only", "--warm-seconds", "5"])
+    assert args.warm_only and args.warm_seconds == 5
+
+    def run(rps: float) -> object:
+        return bench.WrkResult(name="x", requests=int(rps * 5), duration_s=5.0, rps=rps,
+                               p50_ms=1.0, p90_ms=2.0, p99_ms=3.0, max_ms=4.0,
+                               errors={"connect": 0}, bytes=1)
+
+    results = {
+        "started": "2026-11-28T05:00:00", "quick": False, "warm_only": True,
+        "settings": {"cold_seconds": 30.0, "warm_seconds": 5.0, "minutes_memory": 10.0,
+                     "cold_connections": 4, "warm_connections": 16, "mixed_connections": 16,
+                     "mixed_cold_percent": 5},
+        "machine": {"nproc": 2, "cpu": "test", "ram_gb": 1.0, "kernel": "x", "python": "3.11",
+                    "libvips": "8", "loadavg_at_start": (0.1, 0.1, 0.1)},
+        "loadavg_at_end": (0.2, 0.2, 0.2),
+        "nginx": run(40_000.0),
+        "ecogram": {"warm": run(12_000.0), "cold": None},
+    }
+    results["figures"] = figures = bench.figures(results)
+    assert figures["warm_vs_nginx"] == 0.3
+    assert figures["verdict"]["warm_vs_nginx"] == "meets"
+    assert figures["verdict"]["cold_vs_thumbor"] == "not measured"
+    results["dimension_check"] = []
+    report = bench.markdown(results)
+    assert "warm only" in report and "0.3" in report
