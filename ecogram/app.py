@@ -20,7 +20,7 @@ from ecogram.catalog import events
 from ecogram.catalog.delivery import Delivery
 from ecogram.imaging import vips
 from ecogram.metrics import Metrics
-from ecogram.middleware import request_context
+from ecogram.middleware import make_request_context
 from ecogram.routes import setup_routes
 from ecogram.settings import Settings
 
@@ -61,14 +61,15 @@ def resolve_database(settings: Settings) -> Settings:
 
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> web.Application:
     settings = resolve_secret_key(settings or Settings.from_env())
+    metrics = Metrics()
     app = web.Application(
         # The one middleware: the frame of every request (id, errors, headers, metrics, log).
         # Access is checked per route, where the route table registers each handler.
-        middlewares=[request_context],
+        middlewares=[make_request_context(metrics)],
         client_max_size=settings.max_request_mb * 1024 * 1024,
     )
     app[keys.settings] = settings
-    app[keys.metrics] = Metrics()
+    app[keys.metrics] = metrics
     env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),

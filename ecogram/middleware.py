@@ -11,6 +11,7 @@ from multidict import istr
 
 from ecogram import keys, request_ids
 from ecogram.errors import AppError
+from ecogram.metrics import Metrics
 from ecogram.pages import render_page
 from ecogram.request_ids import request_id
 
@@ -40,70 +41,77 @@ def wants_json(request: web.Request) -> bool:
     return request.path.startswith(_MACHINE_PREFIXES) or request.path == "/api"
 
 
-@web.middleware
-async def request_context(request: web.Request, handler):
-    """The frame of every request: its id (``ecogram.request_ids``), the answer — errors
-    rendered in the one JSON shape (API, /img) or as a page (browser paths) — ``nosniff``,
-    and the request's count, time and one JSON log line (at level INFO).
+def make_request_context(metrics: Metrics):
+    """The one middleware; ``metrics`` is the application's (bound once, not looked up on
+    every request)."""
+    observe = metrics.observe_request
 
-    One middleware, not one per concern: each layer costs every /img hit a few microseconds,
-    and a warm hit is worth about 70 (bench/README.md, "Delivery").
-    """
-    request_ids.begin(request)
-    log_request = log.isEnabledFor(logging.INFO)
-    if log_request:
-        request_id(request)  # made now, so the response can name its log line
-    started = _clock()
-    status = 500
-    try:
-        try:
-            response = await handler(request)
-        except AppError as error:
-            response = render_error(request, error)
-        except web.HTTPException as exc:
-            if exc.status < 400:  # a redirect raised by a handler: aiohttp sends it
-                status = exc.status
-                raise
-            code = _HTTP_CODES.get(exc.status, "http_error")
-            response = render_error(
-                request, AppError(exc.status, code, _http_message(exc), headers=_kept_headers(exc))
-            )
-        except Exception:
-            log.exception(json.dumps({"event": "unhandled_error",
-                                      "request_id": request_id(request)}))
-            response = render_error(request, AppError(
-                500,
-                "internal_error",
-                "Something went wrong on our side. Quote the request id when reporting it.",
-            ))
-        status = response.status
-        headers = response.headers
-        if NOSNIFF_HEADER not in headers:
-            headers[NOSNIFF_HEADER] = "nosniff"
-        known_id = request_ids.known(request)
-        if known_id is not None:
-            headers[request_ids.HEADER] = known_id
-        return response
-    finally:
-        elapsed = _clock() - started
-        route = request.match_info.route.name or (
-            "unmatched" if request.match_info.http_exception else "unnamed"
-        )
-        request.app[keys.metrics].observe_request(route, request.method, status, elapsed)
+    @web.middleware
+    async def request_context(request: web.Request, handler):
+        """The frame of every request: its id (``ecogram.request_ids``), the answer — errors
+        rendered in the one JSON shape (API, /img) or as a page (browser paths) — ``nosniff``,
+        and the request's count, time and one JSON log line (at level INFO).
+
+        One middleware, not one per concern: each layer costs every /img hit a few microseconds,
+        and a warm hit is worth about 70 (bench/README.md, "Delivery").
+        """
+        request_ids.begin(request)
+        log_request = log.isEnabledFor(logging.INFO)
         if log_request:
-            log.info(
-                json.dumps(
-                    {
-                        "event": "request",
-                        "request_id": request_id(request),
-                        "method": request.method,
-                        "path": request.path,
-                        "route": route,
-                        "status": status,
-                        "ms": round(elapsed * 1000, 2),
-                    }
-                )
+            request_id(request)  # made now, so the response can name its log line
+        started = _clock()
+        status = 500
+        try:
+            try:
+                response = await handler(request)
+            except AppError as error:
+                response = render_error(request, error)
+            except web.HTTPException as exc:
+                if exc.status < 400:  # a redirect raised by a handler: aiohttp sends it
+                    status = exc.status
+                    raise
+                code = _HTTP_CODES.get(exc.status, "http_error")
+                error = AppError(exc.status, code, _http_message(exc),
+                                 headers=_kept_headers(exc))
+                response = render_error(request, error)
+            except Exception:
+                log.exception(json.dumps({"event": "unhandled_error",
+                                          "request_id": request_id(request)}))
+                response = render_error(request, AppError(
+                    500,
+                    "internal_error",
+                    "Something went wrong on our side. Quote the request id when reporting it.",
+                ))
+            status = response.status
+            headers = response.headers
+            if NOSNIFF_HEADER not in headers:
+                headers[NOSNIFF_HEADER] = "nosniff"
+            known_id = request_ids.known(request)
+            if known_id is not None:
+                headers[request_ids.HEADER] = known_id
+            return response
+        finally:
+            elapsed = _clock() - started
+            route = request.match_info.route.name or (
+                "unmatched" if request.match_info.http_exception else "unnamed"
             )
+            observe(route, request.method, status, elapsed)
+            if log_request:
+                log.info(
+                    json.dumps(
+                        {
+                            "event": "request",
+                            "request_id": request_id(request),
+                            "method": request.method,
+                            "path": request.path,
+                            "route": route,
+                            "status": status,
+                            "ms": round(elapsed * 1000, 2),
+                        }
+                    )
+                )
+
+    return request_context
 
 
 def _http_message(exc: web.HTTPException) -> str:

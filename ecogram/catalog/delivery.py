@@ -327,6 +327,7 @@ class Delivery:
             headers = {
                 "ETag": etag,
                 "Last-Modified": resolved.last_modified,
+                "X-Content-Type-Options": "nosniff",  # so the frame finds it and adds nothing
                 "Cache-Control": (
                     IMMUTABLE if wanted_version == resolved.version else self._short_cache
                 ),
