@@ -190,10 +190,8 @@ class Metrics:
                 self.requests.labels(route, method, str(status)),
                 self.latency.labels(route),
             )
-        children[0].value += 1
-        distribution = children[1]  # Distribution.observe, inlined: this runs on every request
-        distribution.counts[bisect.bisect_left(distribution.bounds, seconds)] += 1
-        distribution.total += seconds
+        children[0].inc()
+        children[1].observe(seconds)
 
     def sample(self, name: str, **labels: str) -> float:
         """One sample's current value (0.0 when the labels were never used): for tests and

@@ -9,7 +9,7 @@ import time
 from aiohttp import web
 from multidict import istr
 
-from ecogram import keys, request_ids
+from ecogram import request_ids
 from ecogram.errors import AppError
 from ecogram.metrics import Metrics
 from ecogram.pages import render_page
@@ -53,7 +53,7 @@ def make_request_context(metrics: Metrics):
         and the request's count, time and one JSON log line (at level INFO).
 
         One middleware, not one per concern: each layer costs every /img hit a few microseconds,
-        and a warm hit is worth about 70 (bench/README.md, "Delivery").
+        and a whole warm hit takes about 75 (bench/README.md, "The warm path").
         """
         request_ids.begin(request)
         log_request = log.isEnabledFor(logging.INFO)
@@ -138,7 +138,7 @@ def render_error(request: web.Request, error: AppError) -> web.Response:
         response = render_page(
             "errors/error.html",
             request,
-            {"error": error, "request_id": request.get(keys.request_id)},
+            {"error": error, "request_id": request_ids.known(request)},
             status=error.status,
         )
         response.headers.update(headers)

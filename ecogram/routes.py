@@ -7,13 +7,12 @@ A route's ``access`` is ``public`` or the weakest role allowed (see ``ecogram.au
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from ecogram import keys
-from ecogram.auth.guard import guarded
+from ecogram.auth.guard import Handler, guarded
 from ecogram.auth.roles import PUBLIC, ROLES
 from ecogram.views import (
     admin,
@@ -30,8 +29,6 @@ from ecogram.views import (
     health,
     pages_auth,
 )
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True)

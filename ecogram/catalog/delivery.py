@@ -72,7 +72,7 @@ MAX_POSITION = 2_147_483_647  # images.position is an integer
 MAX_CODE = 200
 PARSED_MEMO = 4096  # distinct query strings whose parsed options are kept
 ACCEPT_MEMO = 512  # distinct Accept headers whose negotiated format is kept
-RECENT_MEMO = 4096  # distinct (path, query, Accept) whose answer can be replayed
+RECENT_MEMO = 4096  # distinct (request target, Accept) whose answer can be replayed
 EAGER_QUEUE = 1000  # approvals waiting for their presets; beyond, presets render on demand
 _VERSION = re.compile(r"[0-9]{1,10}")
 
@@ -168,6 +168,14 @@ def version_token(query: Mapping[str, str]) -> int | None:
     return int(raw)
 
 
+def _memo_put(memo: dict[Any, Any], key: Any, value: Any, limit: int) -> None:
+    """Keep ``value`` in a bounded memo: beyond ``limit`` entries the oldest goes (dicts keep
+    insertion order) — cheap, and hot keys come back at once."""
+    if key not in memo and len(memo) >= limit:
+        del memo[next(iter(memo))]
+    memo[key] = value
+
+
 def _render_timed(
     source: pipeline.Source, opts: RenderOptions, fmt: str, width: int, height: int,
     plan_size: tuple[int, int], decode: bool,
@@ -234,8 +242,6 @@ class Delivery:
         self._res_miss = metrics.resolutions.labels("miss")
         self._served = {tier: metrics.img_served.labels(tier)
                         for tier in ("memory", "redis", "render", "not_modified")}
-        self._served_memory = self._served["memory"]
-        self._served_not_modified = self._served["not_modified"]
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -274,9 +280,7 @@ class Delivery:
         opts = parse_options(query)
         parsed = (opts, version_token(query))
         self.check_size(opts, path, query)
-        if len(self._parsed) >= PARSED_MEMO:
-            del self._parsed[next(iter(self._parsed))]
-        self._parsed[memo_key] = parsed
+        _memo_put(self._parsed, memo_key, parsed, PARSED_MEMO)
         return parsed
 
     def replay(self, target: str, accept: str | None, if_none_match: str | None) -> Answer | None:
@@ -293,14 +297,14 @@ class Delivery:
             return None
         if if_none_match is not None and etag_matches(if_none_match, recent.etag):
             self._res_hit.inc()
-            self._served_not_modified.inc()
+            self._served["not_modified"].inc()
             return Answer(304, b"", recent.not_modified, "not_modified")
         variant = self.variants.get(recent.key)
         if variant is None:
             return None
         self._res_hit.inc()
         self._mem_hit.inc()
-        self._served_memory.inc()
+        self._served["memory"].inc()
         return Answer(200, variant.data, recent.headers, "memory")
 
     async def serve(
@@ -327,7 +331,6 @@ class Delivery:
             headers = {
                 "ETag": etag,
                 "Last-Modified": resolved.last_modified,
-                "X-Content-Type-Options": "nosniff",  # so the frame finds it and adds nothing
                 "Cache-Control": (
                     IMMUTABLE if wanted_version == resolved.version else self._short_cache
                 ),
@@ -346,17 +349,12 @@ class Delivery:
                     raise not_found() from None
                 continue
             full = {**headers, "Content-Type": variant.content_type}
-            self._remember((target, accept), _Recent(
+            _memo_put(self.recent, (target, accept), _Recent(
                 code, position, resolved, key, etag, CIMultiDict(full), CIMultiDict(headers)
-            ))
+            ), RECENT_MEMO)
             self._served[tier].inc()
             return Answer(200, variant.data, full, tier)
         raise AssertionError("unreachable")
-
-    def _remember(self, memo_key: tuple[str, str | None], recent: _Recent) -> None:
-        if memo_key not in self.recent and len(self.recent) >= RECENT_MEMO:
-            del self.recent[next(iter(self.recent))]  # the oldest out; hot ones come back
-        self.recent[memo_key] = recent
 
     def _negotiate(self, fmt: str, accept: str | None, has_alpha: bool) -> str:
         """``options.negotiate``, memoised: browsers send a handful of distinct Accept headers."""
@@ -366,9 +364,7 @@ class Delivery:
         chosen = self._negotiated.get(memo_key)
         if chosen is None:
             chosen = negotiate(fmt, accept, has_alpha)
-            if len(self._negotiated) >= ACCEPT_MEMO:
-                del self._negotiated[next(iter(self._negotiated))]
-            self._negotiated[memo_key] = chosen
+            _memo_put(self._negotiated, memo_key, chosen, ACCEPT_MEMO)
         return chosen
 
     def check_size(self, opts: RenderOptions, path: str, query: Mapping[str, str]) -> None:

@@ -7,18 +7,12 @@ import pytest
 
 from tests.catalog.photos import make_photo
 from tests.conftest import IMAGES, assert_error
+from tests.imaging.test_probe import HOSTILE as PROBE_HOSTILE
 
+# What the probe refuses each hostile image with (tests/imaging/test_probe.py), over HTTP too;
+# archives sent as a photo are judged by their bytes like anything else.
 HOSTILE = {
-    "broken.png": (422, "damaged_image"),
-    "decompression_bomb.gif": (413, "too_many_pixels"),
-    "hopper_rle8_row_overflow.bmp": (415, "unsupported_type"),  # BMP is not accepted at all
-    "html-as-png.png": (415, "unsupported_type"),
-    "not-an-image.jpg": (415, "unsupported_type"),
-    "pixel-bomb-400mp.png": (413, "too_many_pixels"),
-    "script.svg": (415, "unsupported_type"),
-    "too-small-40x30.jpg": (422, "too_small"),
-    "truncated_jpeg.jpg": (422, "damaged_image"),
-    # Archives sent as a photo are judged by their bytes like anything else.
+    **PROBE_HOSTILE,
     "zip-bomb.zip": (415, "unsupported_type"),
     "zip-slip.zip": (415, "unsupported_type"),
 }
