@@ -1,7 +1,7 @@
 """Every setting once: its environment variable, default, meaning and validation.
 
 Settings are read from the environment once, validated, and frozen. ``SETTINGS_DOC`` is the table
-the README documents (a test fails when a setting is missing from the README).
+docs/settings.md documents (a test fails when a setting or its default is missing there).
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
 
 from ecogram.settings import SETTINGS_DOC, Settings, SettingsError
 
-README = Path(__file__).parent.parent / "README.md"
+SETTINGS_DOC_FILE = Path(__file__).parent.parent / "docs" / "settings.md"
 
 
 def test_defaults_match_the_contract():
@@ -58,7 +59,19 @@ def test_invalid_values_are_refused_with_the_setting_named(env, message):
         Settings.from_env(env)
 
 
-def test_every_setting_is_documented_in_the_readme():
-    readme = README.read_text(encoding="utf-8")
-    missing = [env for env, _default, _help in SETTINGS_DOC if f"`{env}`" not in readme]
-    assert not missing, f"settings missing from README.md: {missing}"
+def test_every_setting_is_documented_with_its_default():
+    """docs/settings.md has one table row per setting, with the default the code uses, and no
+    row for a setting that does not exist."""
+    rows = {}
+    for line in SETTINGS_DOC_FILE.read_text(encoding="utf-8").splitlines():
+        # A `|` inside a cell is written `\|` (GitHub's tables), so split on the others.
+        cells = [cell.strip().replace("\\|", "|")
+                 for cell in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+        if len(cells) >= 3 and re.fullmatch(r"`[A-Z_]+`", cells[0]):
+            rows[cells[0].strip("`")] = cells[1]
+    documented = {env: default for env, default, _help in SETTINGS_DOC}
+    assert sorted(set(documented) - set(rows)) == [], "settings missing from docs/settings.md"
+    assert sorted(set(rows) - set(documented)) == [], "docs/settings.md names unknown settings"
+    wrong = {env: (rows[env], default) for env, default in documented.items()
+             if rows[env] != (f"`{default}`" if default else "(unset)")}
+    assert wrong == {}, "docs/settings.md shows another default than the code"

@@ -1,6 +1,6 @@
 """Delivery: what ``/img/{code}[/{position}]`` answers, as fast as the answer allows.
 
-The order of a request (API.md is the contract):
+The order of a request (docs/api.md is the contract):
 
 1. parse and check the query (``imaging.options``), sizes against ECOGRAM_ALLOWED_SIZES unless
    ``s`` signs the URL — no database, no pixels;

@@ -6,7 +6,7 @@ fetches one original at a time, so a 100,000-photo export never sits in memory. 
 byte is written, in the same transaction, the export is recorded (table ``exports``), audited,
 and its images are stamped with ``exported_at``; an export cut off half-way records nothing.
 
-Decisions, per format (documented in the README):
+Decisions, per format (documented in docs/management.md):
 - Image URLs are absolute, ``{public_url}/img/{code}/{position}?v={version}``: the version makes
   them safe to cache forever.
 - Alt text is the image's ``alt``, else the product name (shops show it to screen readers);
