@@ -105,6 +105,11 @@ class Settings:
     redis_url: str | None = setting(
         "REDIS_URL", "", "Redis URL (redis://host:6379/0). Set: rendered variants and login "
         "throttling are shared by every worker through Redis.", _optional_str)
+    redis_timeout: float = setting(
+        "ECOGRAM_REDIS_TIMEOUT", "0.5", "Longest wait for one Redis command (connecting "
+        "included), in seconds. Past it, or on any Redis error, /img renders instead and sign-in "
+        "counts failures in PostgreSQL; Redis is then left alone for 5 seconds.",
+        _positive(float))
     secret_key: str | None = setting(
         "ECOGRAM_SECRET_KEY", "", "Key that signs tokens and image URLs, at least 32 bytes. "
         "Unset: a random key is generated once and kept in ECOGRAM_DATA_DIR/secret_key.",

@@ -61,6 +61,7 @@ from ecogram.imaging.options import (
     parse_options,
 )
 from ecogram.metrics import Metrics
+from ecogram.redis_client import SharedRedis
 from ecogram.settings import Settings
 
 log = logging.getLogger("ecogram.delivery")
@@ -200,6 +201,7 @@ class Delivery:
         settings: Settings,
         executor: Executor,
         metrics: Metrics,
+        redis: SharedRedis | None = None,
     ) -> None:
         self.pool = pool
         self.settings = settings
@@ -214,11 +216,11 @@ class Delivery:
         self.resolutions = Resolutions()
         self.listener: ImageListener | None = None
         self.redis: RedisTier | None = None
-        if settings.redis_url:
+        if redis is not None:
             lookups = metrics.cache_lookups
             self.redis = RedisTier(
-                settings.redis_url,
-                namespace=f"{settings.redis_prefix}:img",
+                redis,
+                namespace="img",
                 ttl=settings.cache_ttl,
                 on_lookup=lambda result: lookups.labels("redis", result).inc(),
             )
