@@ -1,16 +1,30 @@
-"""Manifest URLs, fetched with care: the SSRF guard."""
+"""Manifest URLs, fetched with care: the SSRF guard.
+
+The guard stands where the connection is made. The connector is given a socket factory that
+sees the exact address each socket is about to connect to (after the HTTP client has parsed the
+URL, normalised its host with IDNA and resolved it) and refuses, before any socket exists, an
+address that is not public unicast. Names resolved at connect time (DNS rebinding), literal
+addresses the client connects to without asking DNS, and every redirect all pass through it.
+
+Before that, each URL (first hop and every ``Location``) is parsed with yarl, the parser aiohttp
+itself uses, and the very URL object checked is the one requested: a host written with
+Unicode dots or digits (``127。0。0。1``, ``１２７.０.０.１``) is checked as the ``127.0.0.1`` the
+client will use, an IPv4 address in a C-library spelling (``2130706433``, ``0x7f.1``, ``127.1``)
+as the address it means, and a host that is neither an address nor a DNS name is refused. That
+early check gives the clear answer; the connect-time check is the one that cannot be bypassed.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import urljoin, urlsplit
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
 
 from ecogram.catalog.sources.limits import CHUNK, too_large
 from ecogram.errors import AppError
@@ -18,14 +32,101 @@ from ecogram.errors import AppError
 MAX_REDIRECTS = 5
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# Which addresses a fetch may connect to, given the address and the port (tests override it).
+Policy = Callable[[IPAddress, int], bool]
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # carries an IPv4 address in its last 32 bits
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")  # local-use translation: never public
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated; :: and ::1 are in it too
+# A host name as the client sends it to DNS once IDNA has made it ASCII.
+_HOST_NAME = re.compile(r"(?=[^.].{0,252}$)([a-z0-9_-]{1,63}\.)*[a-z0-9_-]{1,63}\.?", re.I)
+# What the C library may read as an IPv4 address: 127.1, 0177.0.0.1, 0x7f.1, 2130706433.
+_NUMERIC_HOST = re.compile(r"[0-9a-fx.]+", re.I)
+# Names that are loopback by definition (RFC 6761), whatever a resolver makes of them.
+_LOCALHOST = re.compile(r"(.+\.)?localhost\.?", re.I)
+_LOOPBACK = ipaddress.IPv4Address("127.0.0.1")
 
 
 def public_address(ip: IPAddress) -> bool:
-    """True for addresses on the public internet: not loopback, private, link-local,
-    multicast, reserved or unspecified (IPv4-mapped IPv6 judged as the IPv4 it carries)."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    """True for public unicast addresses: not loopback, private, link-local, shared (CGNAT),
+    multicast, broadcast, reserved or unspecified.
+
+    An IPv6 address that carries an IPv4 one (IPv4-mapped, NAT64 ``64:ff9b::/96``, 6to4
+    ``2002::/16``) is judged as the IPv4 address it carries; the deprecated IPv4-compatible
+    range, local-use NAT64 and any address with a zone are refused.
+    """
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.scope_id:
+            return False
+        carried = ip.ipv4_mapped or ip.sixtofour
+        if carried is None and ip in _NAT64:
+            carried = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if carried is not None:
+            return public_address(carried)
+        if ip in _IPV4_COMPATIBLE or ip in _NAT64_LOCAL:
+            return False
     return ip.is_global and not ip.is_multicast
+
+
+def literal_address(host: str) -> IPAddress | None:
+    """The address a URL's host (as yarl gives it) spells, in any spelling the client or the C
+    library reads as an address, and loopback for ``localhost`` names; None for other names."""
+    if _LOCALHOST.fullmatch(host):
+        return _LOOPBACK
+    bare = host[:-1] if host.endswith(".") else host
+    try:
+        return ipaddress.ip_address(bare)
+    except ValueError:
+        pass
+    if _NUMERIC_HOST.fullmatch(bare):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(bare))
+        except OSError:
+            return None
+    return None
+
+
+class AddressRefused(OSError):
+    """Raised by the connect-time guard instead of creating a socket."""
+
+    def __init__(self) -> None:
+        # One message for every refusal: when all of a name's addresses are refused, the
+        # connection library raises the first of identical errors, and this type survives.
+        super().__init__("address refused by the import URL policy")
+
+
+def guarded_socket_factory(allowed: Policy) -> Callable[[tuple], socket.socket]:
+    """A ``TCPConnector(socket_factory=...)``: the socket is created only when the address it
+    will connect to is allowed.
+
+    The connector connects to exactly ``addr_info[4]``; anything there that is not a plain IP
+    address (the socket layer would resolve it again, with its own idea of spellings) is refused
+    like a private address.
+    """
+    def factory(addr_info: tuple) -> socket.socket:
+        family, type_, proto, _, sockaddr = addr_info
+        host = sockaddr[0]
+        if family == socket.AF_INET6 and len(sockaddr) > 3 and sockaddr[3] and "%" not in host:
+            host = f"{host}%{sockaddr[3]}"
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            raise AddressRefused() from None
+        if not allowed(address, sockaddr[1]):
+            raise AddressRefused()
+        return socket.socket(family, type_, proto)
+
+    return factory
+
+
+def _shown(url: object) -> str:
+    """A URL for a report: a redirect's bytes need not be UTF-8 (aiohttp keeps the bad ones as
+    lone surrogates, which JSON in PostgreSQL refuses), so those are written as escapes."""
+    return str(url).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _invalid(url: object, message: str = "The URL is not valid.") -> AppError:
+    return AppError(422, "invalid_url", message, {"url": _shown(url)})
 
 
 def _blocked(host: str) -> AppError:
@@ -34,34 +135,8 @@ def _blocked(host: str) -> AppError:
         "private_address",
         "The URL points to a private, loopback or link-local address, which imports may not "
         "reach.",
-        {"host": host},
+        {"host": _shown(host)},
     )
-
-
-class GuardedResolver(AbstractResolver):
-    """Resolves with the system resolver, then drops the addresses ``allowed`` refuses.
-
-    aiohttp connects to the address returned here, so the address checked is the address used:
-    a DNS answer that changes between check and connection (rebinding) cannot slip through.
-    """
-
-    def __init__(self, allowed: Callable[[IPAddress], bool]) -> None:
-        self._inner = aiohttp.ThreadedResolver()
-        self._allowed = allowed
-        self.refused: str | None = None
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        answers = await self._inner.resolve(host, port, family)
-        kept = [a for a in answers if self._allowed(ipaddress.ip_address(a["host"]))]
-        if not kept:
-            self.refused = host
-            raise OSError(f"{host} resolves only to refused addresses")
-        return kept
-
-    async def close(self) -> None:
-        await self._inner.close()
 
 
 @dataclass
@@ -75,40 +150,44 @@ class UrlFetcher:
     max_bytes: int
     timeout: float
     allow_private: bool = False
-    allowed: Callable[[IPAddress], bool] | None = None  # overrides the address policy (tests)
+    allowed: Policy | None = None  # overrides the address policy (tests)
     _session: aiohttp.ClientSession | None = field(default=None, init=False, repr=False)
-    _resolver: GuardedResolver | None = field(default=None, init=False, repr=False)
 
-    def _policy(self) -> Callable[[IPAddress], bool]:
+    def _policy(self) -> Policy:
         if self.allowed is not None:
             return self.allowed
-        return (lambda ip: True) if self.allow_private else public_address
+        if self.allow_private:
+            return lambda ip, port: True
+        return lambda ip, port: public_address(ip)
 
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
 
-    def _check_url(self, url: str) -> str:
+    def _check_url(self, url: str, base: URL | None = None) -> URL:
+        """The URL to request, parsed (and joined to ``base``) as aiohttp parses it, refused
+        early when its host spells an address the policy refuses."""
         try:
-            parts = urlsplit(url)
-            host = parts.hostname
-            parts.port  # noqa: B018 - raises ValueError on a bad port
-        except ValueError:
-            raise AppError(422, "invalid_url", "The URL is not valid.", {"url": url}) from None
-        if parts.scheme.lower() not in ("http", "https"):
+            target = URL(url)
+            if base is not None:
+                target = base.join(target)
+            host = target.raw_host
+            port = target.port
+        except (ValueError, TypeError, UnicodeError):
+            raise _invalid(url) from None
+        if target.scheme not in ("http", "https"):
             raise AppError(422, "unsupported_url", "Only http and https URLs can be imported.",
-                           {"url": url})
-        if not host:
-            raise AppError(422, "invalid_url", "The URL has no host.", {"url": url})
-        # aiohttp skips the resolver for literal addresses: check those here.
-        try:
-            literal = ipaddress.ip_address(host)
-        except ValueError:
-            return host
-        if not self._policy()(literal):
+                           {"url": _shown(url)})
+        if not host or port is None:
+            raise _invalid(url, "The URL has no host.")
+        address = literal_address(host)
+        if address is None:
+            if not _HOST_NAME.fullmatch(host):
+                raise _invalid(url, "The URL's host is neither a name nor an address.")
+        elif not self._policy()(address, port):
             raise _blocked(host)
-        return host
+        return target
 
     async def fetch(self, url: str) -> bytes:
         try:
@@ -116,45 +195,48 @@ class UrlFetcher:
                 return await self._fetch(url)
         except TimeoutError:
             raise AppError(422, "fetch_timeout", f"The URL did not answer within "
-                           f"{self.timeout:g} seconds.", {"url": url}) from None
+                           f"{self.timeout:g} seconds.", {"url": _shown(url)}) from None
 
     async def _fetch(self, url: str) -> bytes:
         if self._session is None:
-            self._resolver = GuardedResolver(self._policy())
             # No proxies from the environment (they would connect on our behalf, unchecked),
             # no cookies kept between fetches.
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(resolver=self._resolver, limit=4),
+                connector=aiohttp.TCPConnector(
+                    resolver=aiohttp.ThreadedResolver(),
+                    socket_factory=guarded_socket_factory(self._policy()),
+                    limit=4,
+                ),
                 trust_env=False,
                 cookie_jar=aiohttp.DummyCookieJar(),
             )
-        assert self._resolver is not None
+        target = self._check_url(url)
         for _ in range(MAX_REDIRECTS + 1):
-            host = self._check_url(url)
-            self._resolver.refused = None
             try:
-                async with self._session.get(url, allow_redirects=False) as response:
+                async with self._session.get(target, allow_redirects=False) as response:
                     if response.status in (301, 302, 303, 307, 308):
                         location = response.headers.get("Location")
                         if not location:
                             raise AppError(422, "fetch_failed", "The URL redirects nowhere.",
-                                           {"url": url})
-                        url = urljoin(url, location)
+                                           {"url": _shown(target)})
+                        target = self._check_url(location, base=target)
                         continue
                     if response.status != 200:
                         raise AppError(
                             422, "fetch_failed",
                             f"The URL answered with HTTP status {response.status}.",
-                            {"url": url, "status": response.status},
+                            {"url": _shown(target), "status": response.status},
                         )
                     return await self._read(response)
-            except aiohttp.ClientError:
-                if self._resolver.refused is not None:
-                    raise _blocked(host) from None
+            except aiohttp.ClientError as error:
+                if isinstance(getattr(error, "os_error", None), AddressRefused):
+                    raise _blocked(target.raw_host or "") from None
+                if isinstance(error, aiohttp.InvalidURL):
+                    raise _invalid(target) from None
                 raise AppError(422, "fetch_failed", "The URL could not be fetched.",
-                               {"url": url}) from None
+                               {"url": _shown(target)}) from None
         raise AppError(422, "too_many_redirects",
-                       f"The URL redirects more than {MAX_REDIRECTS} times.", {"url": url})
+                       f"The URL redirects more than {MAX_REDIRECTS} times.", {"url": _shown(url)})
 
     async def _read(self, response: aiohttp.ClientResponse) -> bytes:
         declared = response.content_length
