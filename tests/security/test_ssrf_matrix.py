@@ -11,6 +11,7 @@ when it is let through: the matrix tests the guard, not a broken fetcher.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 from collections.abc import Callable
 
@@ -285,6 +286,23 @@ async def test_connect_time_guard_alone_refuses(traps, template):
             await session.get(_fill(template, traps))
     assert isinstance(raised.value.os_error, AddressRefused)
     assert _connections(traps) == []
+
+
+async def test_a_name_resolving_to_loopback_is_refused_at_connect_time(traps):
+    """A plain DNS name (this machine's own name, when it resolves to loopback): nothing in the
+    URL says "inside", only the resolved address does, and the connect-time guard refuses it."""
+    name = socket.gethostname()
+    try:
+        answers = {info[4][0] for info in socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)}
+    except OSError:
+        answers = set()
+    if not answers or not all(ipaddress.ip_address(a).is_loopback for a in answers):
+        pytest.skip("this machine's name does not resolve to loopback only")
+    url = f"http://{name}:{traps[0].port}/a.jpg"
+    assert await _outcome(_fetcher(), url) == PRIVATE
+    # The name does lead there: allowed, the fetch reaches the listener.
+    assert await _outcome(_fetcher(allow_private=True), url) == "fetched"
+    assert len(_connections(traps)) == 1  # from the allowed fetch only
 
 
 @pytest.mark.parametrize("sockaddr", [
