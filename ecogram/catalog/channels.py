@@ -226,16 +226,15 @@ def _summary(groups: list[dict[str, Any]]) -> dict[str, Any]:
             "photos": photos, "findings": {code: n for code, n in counts.items() if n}}
 
 
-async def readiness(conn: asyncpg.Connection, profile: Profile, query: ReadinessQuery,
-                    lang: str = "en") -> dict[str, Any]:
-    """One page of products with their readiness for ``profile``, and the summary."""
-    lang = lang if lang in LANGUAGES else "en"
+async def fetch_masks(conn: asyncpg.Connection, profile: Profile,
+                      query: ReadinessQuery) -> asyncpg.Record:
+    """The query's row as SQL gives it: ``total``, ``summary`` and ``items`` with raw masks."""
     async with conn.transaction(readonly=True):
         await db.queries.manage_custom_plans(conn)
-        row = await db.queries.channels_readiness(
+        return await db.queries.channels_readiness(
             conn,
             codes=list(query.codes) if query.codes else None,
-            status=None if query.status == "all" else query.status,
+            status=query.status,
             ready=query.ready,
             min_side=profile.min_side, max_side=profile.max_side,
             max_pixels=profile.max_pixels, square=profile.square,
@@ -245,6 +244,13 @@ async def readiness(conn: asyncpg.Connection, profile: Profile, query: Readiness
             fixable=FIXABLE_MASK,
             limit=query.per_page, offset=(query.page - 1) * query.per_page,
         )
+
+
+async def readiness(conn: asyncpg.Connection, profile: Profile, query: ReadinessQuery,
+                    lang: str = "en") -> dict[str, Any]:
+    """One page of products with their readiness for ``profile``, and the summary."""
+    lang = lang if lang in LANGUAGES else "en"
+    row = await fetch_masks(conn, profile, query)
     items = []
     for product in row["items"]:
         images = [{

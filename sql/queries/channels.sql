@@ -43,73 +43,81 @@ RETURNING image_id;
 -- name: channels-readiness^
 -- One row: the number of products matching (after :ready), a summary (products and photos per
 -- finding mask, before :ready) and the page's products with their counted photos.
--- A photo's mask has one bit per finding (ecogram/catalog/channels.py FINDINGS says which bit
--- is which and which are fixable); a product's mask is its photos' masks and the photo count
--- bits. The main photo is the first counted one by position. A NULL figure (the channel sets
--- no such rule) makes its comparison NULL, which is no finding.
-WITH live AS (
-    SELECT i.id, i.code, i.product, i.position, i.width, i.height, i.format, i.file_size,
-           g.background, g.fill,
-           (:status::text IS NULL OR i.status = :status) AS counted
-      FROM images i
-      LEFT JOIN image_geometry g ON g.image_id = i.id AND g.sha256 = i.sha256
-     WHERE i.deleted_at IS NULL
-       AND (:codes::text[] IS NULL OR i.code = ANY(:codes))
-), ranked AS (
-    SELECT l.*,
-           coalesce(l.counted AND l.position = min(l.position) FILTER (WHERE l.counted)
-                                               OVER (PARTITION BY l.code), false) AS main
-      FROM live l
-), judged AS (
-    SELECT r.*, CASE WHEN NOT r.counted THEN 0 ELSE
-          (CASE WHEN (CASE WHEN :square::boolean THEN greatest(r.width, r.height)
-                           ELSE least(r.width, r.height) END) < :min_side::int THEN 1 ELSE 0 END)
-        | (CASE WHEN greatest(r.width, r.height) > :max_side::int THEN 2 ELSE 0 END)
-        | (CASE WHEN r.width::bigint * r.height > :max_pixels::bigint THEN 4 ELSE 0 END)
-        | (CASE WHEN :square::boolean AND r.width <> r.height THEN 8 ELSE 0 END)
-        | (CASE WHEN r.format <> ALL(:formats::text[]) THEN 16 ELSE 0 END)
-        | (CASE WHEN r.file_size > :max_bytes::bigint THEN 32 ELSE 0 END)
-        | (CASE WHEN r.file_size < :min_bytes::bigint THEN 64 ELSE 0 END)
-        | (CASE WHEN NOT r.main THEN 0
-                WHEN r.background IS NULL
-                     AND (:white_main::boolean OR :fill::real IS NOT NULL) THEN 2048
-                WHEN :white_main::boolean AND r.background = 'near_white' THEN 128
-                WHEN :white_main::boolean AND r.background = 'other' THEN 256
-                ELSE 0 END)
-        | (CASE WHEN r.main AND r.background IN ('white', 'near_white')
-                     AND r.fill < :fill::real THEN 512 ELSE 0 END)
-        END AS mask
-      FROM ranked r
-), products AS (
-    SELECT j.code, max(j.product) AS product, count(*) FILTER (WHERE j.counted) AS photos,
-           bit_or(j.mask) AS mask
-      FROM judged j
-     GROUP BY j.code
-), verdicts AS (
-    SELECT p.code, p.product, p.photos,
-           p.mask | (CASE WHEN p.photos < :min_photos::int THEN 4096 ELSE 0 END)
-                  | (CASE WHEN p.photos > :max_photos::int THEN 8192 ELSE 0 END) AS mask
-      FROM products p
+-- Findings are bits (ecogram/catalog/channels.py FINDINGS says which bit is which and which
+-- are fixable). A product's mask comes from its channel_products rows (one per status, kept by
+-- triggers: sql/migrations/0003_channels.sql), so the totals read one row per product; the
+-- page's photos are then judged one by one with the same rules (`photos` below), and a test
+-- checks that a product's mask is its photos' masks together. The main photo is the first
+-- counted one by position. A NULL figure (the channel sets no such rule) makes its comparison
+-- NULL, which is no finding.
+WITH products AS (
+    SELECT a.code, a.product, coalesce(s.photos, 0) AS photos, s.main_position,
+           coalesce(
+             (CASE WHEN (CASE WHEN :square::boolean THEN s.min_long ELSE s.min_short END)
+                        < :min_side::int THEN 1 ELSE 0 END)
+           | (CASE WHEN s.max_long > :max_side::int THEN 2 ELSE 0 END)
+           | (CASE WHEN s.max_pixels > :max_pixels::bigint THEN 4 ELSE 0 END)
+           | (CASE WHEN :square::boolean AND s.oblong THEN 8 ELSE 0 END)
+           | (CASE WHEN NOT s.formats <@ :formats::text[] THEN 16 ELSE 0 END)
+           | (CASE WHEN s.max_bytes > :max_bytes::bigint THEN 32 ELSE 0 END)
+           | (CASE WHEN s.min_bytes < :min_bytes::bigint THEN 64 ELSE 0 END)
+           | (CASE WHEN s.code IS NULL THEN 0
+                   WHEN s.main_background IS NULL
+                        AND (:white_main::boolean OR :fill::real IS NOT NULL) THEN 2048
+                   WHEN :white_main::boolean AND s.main_background = 'near_white' THEN 128
+                   WHEN :white_main::boolean AND s.main_background = 'other' THEN 256
+                   ELSE 0 END)
+           | (CASE WHEN s.main_background IN ('white', 'near_white')
+                        AND s.main_fill < :fill::real THEN 512 ELSE 0 END), 0)
+           | (CASE WHEN coalesce(s.photos, 0) < :min_photos::int THEN 4096 ELSE 0 END)
+           | (CASE WHEN coalesce(s.photos, 0) > :max_photos::int THEN 8192 ELSE 0 END) AS mask
+      FROM channel_products a
+      LEFT JOIN channel_products s ON s.code = a.code AND s.status = :status
+     WHERE a.status = 'all'
+       AND (:codes::text[] IS NULL OR a.code = ANY(:codes))
 ), filtered AS (
-    SELECT v.* FROM verdicts v
-     WHERE :ready::boolean IS NULL OR ((v.mask & ~:fixable::int) = 0) = :ready::boolean
+    SELECT p.* FROM products p
+     WHERE :ready::boolean IS NULL OR ((p.mask & ~:fixable::int) = 0) = :ready::boolean
 ), page AS (
     SELECT f.* FROM filtered f ORDER BY f.code LIMIT :limit OFFSET :offset
+), photos AS (
+    SELECT i.code, i.id, i.position, i.width, i.height, i.format, i.file_size,
+           g.background, g.fill, i.position = p.main_position AS main,
+             (CASE WHEN (CASE WHEN :square::boolean THEN greatest(i.width, i.height)
+                              ELSE least(i.width, i.height) END) < :min_side::int
+                   THEN 1 ELSE 0 END)
+           | (CASE WHEN greatest(i.width, i.height) > :max_side::int THEN 2 ELSE 0 END)
+           | (CASE WHEN i.width::bigint * i.height > :max_pixels::bigint THEN 4 ELSE 0 END)
+           | (CASE WHEN :square::boolean AND i.width <> i.height THEN 8 ELSE 0 END)
+           | (CASE WHEN i.format <> ALL(:formats::text[]) THEN 16 ELSE 0 END)
+           | (CASE WHEN i.file_size > :max_bytes::bigint THEN 32 ELSE 0 END)
+           | (CASE WHEN i.file_size < :min_bytes::bigint THEN 64 ELSE 0 END)
+           | (CASE WHEN i.position <> p.main_position THEN 0
+                   WHEN g.background IS NULL
+                        AND (:white_main::boolean OR :fill::real IS NOT NULL) THEN 2048
+                   WHEN :white_main::boolean AND g.background = 'near_white' THEN 128
+                   WHEN :white_main::boolean AND g.background = 'other' THEN 256
+                   ELSE 0 END)
+           | (CASE WHEN i.position = p.main_position AND g.background IN ('white', 'near_white')
+                        AND g.fill < :fill::real THEN 512 ELSE 0 END) AS mask
+      FROM page p
+      JOIN images i ON i.code = p.code AND i.deleted_at IS NULL
+                   AND (:status = 'all' OR i.status = :status)
+      LEFT JOIN image_geometry g ON g.image_id = i.id AND g.sha256 = i.sha256
 ), page_photos AS (
-    SELECT j.code, jsonb_agg(jsonb_build_object(
-               'id', j.id, 'position', j.position, 'mask', j.mask, 'width', j.width,
-               'height', j.height, 'format', j.format, 'file_size', j.file_size,
-               'background', j.background, 'fill', j.fill, 'main', j.main)
-               ORDER BY j.position) AS images
-      FROM judged j JOIN page p ON p.code = j.code
-     WHERE j.counted
-     GROUP BY j.code
+    SELECT ph.code, jsonb_agg(jsonb_build_object(
+               'id', ph.id, 'position', ph.position, 'main', ph.main, 'mask', ph.mask,
+               'width', ph.width, 'height', ph.height, 'format', ph.format,
+               'file_size', ph.file_size, 'background', ph.background, 'fill', ph.fill)
+               ORDER BY ph.position) AS images
+      FROM photos ph
+     GROUP BY ph.code
 )
 SELECT (SELECT count(*) FROM filtered) AS total,
        (SELECT coalesce(jsonb_agg(jsonb_build_object('mask', s.mask, 'products', s.products,
                                                      'photos', s.photos)), '[]'::jsonb)
-          FROM (SELECT v.mask, count(*) AS products, sum(v.photos) AS photos
-                  FROM verdicts v GROUP BY v.mask) s) AS summary,
+          FROM (SELECT p.mask, count(*) AS products, sum(p.photos) AS photos
+                  FROM products p GROUP BY p.mask) s) AS summary,
        (SELECT coalesce(jsonb_agg(jsonb_build_object(
                    'code', p.code, 'product', p.product, 'photos', p.photos, 'mask', p.mask,
                    'images', coalesce(pp.images, '[]'::jsonb)) ORDER BY p.code), '[]'::jsonb)

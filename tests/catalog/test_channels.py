@@ -151,6 +151,19 @@ async def test_every_finding_from_real_photos(client, add, conn, settings):
     assert summary["findings"]["too_small"] == 1 and summary["findings"]["not_square"] == 1
     assert "too_few_photos" in summary["findings"] and "low_fill" in summary["findings"]
 
+    # The totals read one row per product (channel_products, kept by triggers); the page judges
+    # each photo. Both agree: a product's mask is its photos' masks and the photo-count bits.
+    count_bits = 4096 | 8192
+    for channel in ("testshop", "bigfiles", "mercadolivre", "magalu", "google", "vtex"):
+        for status in ("approved", "pending", "all"):
+            row = await channels.fetch_masks(conn, settings.channel_profiles[channel],
+                                             ReadinessQuery(status=status, per_page=100))
+            for item in row["items"]:
+                joined = 0
+                for photo in item["images"]:
+                    joined |= photo["mask"]
+                assert item["mask"] & ~count_bits == joined, (channel, status, item)
+
     # The sentences carry the figures.
     (small,) = by_code["B-SMALL"]["images"][0]["findings"]
     assert small["message"] == ("The photo is 300 × 300 px; Test Shop needs at least 400 px on "
