@@ -164,6 +164,8 @@ async def test_every_finding_from_real_photos(client, add, conn, settings):
                     joined |= photo["mask"]
                 assert item["mask"] & ~count_bits == joined, (channel, status, item)
 
+    await _stored_rows_are_what_a_rebuild_gives(conn)
+
     # The sentences carry the figures.
     (small,) = by_code["B-SMALL"]["images"][0]["findings"]
     assert small["message"] == ("The photo is 300 × 300 px; Test Shop needs at least 400 px on "
@@ -360,3 +362,50 @@ def test_readiness_query_refuses_bad_values():
         with pytest.raises(AppError) as caught:
             ReadinessQuery(**kwargs)
         assert caught.value.status == 422 and field in caught.value.details["fields"]
+
+
+async def _stored_rows_are_what_a_rebuild_gives(conn) -> None:
+    differ = await conn.fetch(
+        "(SELECT * FROM channel_products EXCEPT SELECT * FROM channel_products_rows(NULL)) "
+        "UNION ALL "
+        "(SELECT * FROM channel_products_rows(NULL) EXCEPT SELECT * FROM channel_products)")
+    assert differ == []
+
+
+async def test_the_triggers_follow_edits_moves_deletes_and_purges(client, add, conn, settings,
+                                                                  login_as):
+    first = await add("A-1", product_photo(1))
+    second = await add("A-1", product_photo(2, 300, 300))
+    third = await add("B-1", product_photo(3, background=(128, 128, 128)))
+    await _stored_rows_are_what_a_rebuild_gives(conn)
+    assert await conn.fetchval("SELECT count(*) FROM channel_products") == 8  # 2 codes × 4
+    importer, admin = await login_as("importer"), await login_as("admin")
+
+    async def verdicts(status: str = "approved") -> dict[str, tuple[bool, int]]:
+        page = await _page(conn, settings, status=status)
+        return {i["code"]: (i["ready"], i["photos"]) for i in page["items"]}
+
+    assert await verdicts() == {"A-1": (False, 2), "B-1": (False, 1)}
+    # Move the small photo to B-1 (an importer's edit sends it back to review or keeps it: ask
+    # the record), then reorder B-1 so it comes first.
+    response = await client.patch(f"/api/v1/images/{second['id']}", json={"code": "B-1"},
+                                  headers=importer)
+    assert response.status == 200, await response.text()
+    await client.app[keys.geometry].drain()
+    await _stored_rows_are_what_a_rebuild_gives(conn)
+    moved = await response.json()
+    assert (await verdicts("all"))["A-1"] == (True, 1)
+    assert (await verdicts("all"))["B-1"] == (False, 2)
+    response = await client.patch(f"/api/v1/images/{moved['id']}", json={"position": 1},
+                                  headers=importer)
+    assert response.status == 200, await response.text()
+    await client.app[keys.geometry].drain()
+    await _stored_rows_are_what_a_rebuild_gives(conn)
+    # Delete and purge: the product goes when its last photo does.
+    assert (await client.delete(f"/api/v1/images/{first['id']}", headers=admin)).status == 204
+    await _stored_rows_are_what_a_rebuild_gives(conn)
+    assert "A-1" not in await verdicts("all")
+    response = await client.post(f"/api/v1/images/{third['id']}/purge", headers=admin)
+    assert response.status == 204
+    await _stored_rows_are_what_a_rebuild_gives(conn)
+    assert set(await verdicts("all")) == {"B-1"}
