@@ -153,8 +153,20 @@ class ReadinessQuery:
             raise invalid("Some query parameters are not acceptable.", fields=problems)
 
 
-def _number(value: float, lang: str) -> str:
-    return babel_numbers.format_decimal(value, locale=lang)
+@functools.lru_cache(maxsize=4)
+def _symbols(lang: str) -> tuple[str, str]:
+    """The language's (group, decimal) symbols, from Babel's CLDR data, looked up once."""
+    return (babel_numbers.get_group_symbol(lang), babel_numbers.get_decimal_symbol(lang))
+
+
+def _number(value: float, lang: str, decimals: int = 0) -> str:
+    """1,234 / 1.234 and 2.5 / 2,5: a page formats thousands of these, so not through Babel's
+    pattern engine (a test compares the two)."""
+    group, point = _symbols(lang)
+    text = f"{value:,.{decimals}f}"
+    if decimals:
+        text = text.rstrip("0").rstrip(".")
+    return text.replace(",", "\x00").replace(".", point).replace("\x00", group)
 
 
 def _bytes(value: int, lang: str) -> str:
@@ -163,30 +175,35 @@ def _bytes(value: int, lang: str) -> str:
         return f"{_number(value, lang)} B"
     for unit, scale in (("kB", 1e3), ("MB", 1e6), ("GB", 1e9)):
         if value < scale * 1000 or unit == "GB":
-            return f"{babel_numbers.format_decimal(value / scale, '#,##0.#', locale=lang)} {unit}"
+            return f"{_number(value / scale, lang, 1)} {unit}"
     raise AssertionError("unreachable")
 
 
-def _facts(profile: Profile, lang: str, photo: dict[str, Any] | None,
-           photos: int) -> dict[str, str]:
+@functools.lru_cache(maxsize=64)
+def _profile_facts(profile: Profile, lang: str) -> dict[str, str]:
     def num(value: float | None) -> str:
         return "" if value is None else _number(value, lang)
 
-    facts = {
+    return {
         "channel": profile.name, "min_side": num(profile.min_side),
         "max_side": num(profile.max_side), "max_pixels": num(profile.max_pixels),
         "max_bytes": _bytes(profile.max_bytes, lang) if profile.max_bytes else "",
         "min_bytes": _bytes(profile.min_bytes, lang) if profile.min_bytes else "",
         "needed": num(round((profile.fill or 0) * 100)), "output": profile.output.upper(),
         "min_photos": num(profile.min_photos), "max_photos": num(profile.max_photos),
-        "photos": num(photos), "side_rule": _SIDE_RULE[lang, profile.square],
+        "side_rule": _SIDE_RULE[lang, profile.square],
     }
+
+
+def _facts(profile: Profile, lang: str, photo: dict[str, Any] | None,
+           photos: int) -> dict[str, str]:
+    facts = {**_profile_facts(profile, lang), "photos": _number(photos, lang)}
     if photo is not None:
         facts.update(
-            width=num(photo["width"]), height=num(photo["height"]),
-            pixels=num(photo["width"] * photo["height"]), format=photo["format"].upper(),
-            size=_bytes(photo["file_size"], lang),
-            fill=num(int((photo["fill"] or 0) * 100)),  # rounded down: 84.6 % is not 85 %
+            width=_number(photo["width"], lang), height=_number(photo["height"], lang),
+            pixels=_number(photo["width"] * photo["height"], lang),
+            format=photo["format"].upper(), size=_bytes(photo["file_size"], lang),
+            fill=_number(int((photo["fill"] or 0) * 100), lang),  # down: 84.6 % is not 85 %
         )
     return facts
 

@@ -409,3 +409,18 @@ async def test_the_triggers_follow_edits_moves_deletes_and_purges(client, add, c
     assert response.status == 204
     await _stored_rows_are_what_a_rebuild_gives(conn)
     assert set(await verdicts("all")) == {"B-1"}
+
+
+def test_numbers_in_sentences_read_as_babel_writes_them():
+    from babel import numbers as babel_numbers
+
+    for lang in ("en", "pt_BR"):
+        for value in (0, 7, 999, 1000, 1234567, 64_000_000):
+            assert channels._number(value, lang) == babel_numbers.format_decimal(
+                value, locale=lang)
+        for value in (1.0, 2.5, 10.04, 1234.56, 999.96):
+            assert channels._number(value, lang, 1) == babel_numbers.format_decimal(
+                value, "#,##0.#", locale=lang), (value, lang)
+    assert channels._bytes(2_000_000, "pt_BR") == "2 MB"
+    assert channels._bytes(2_450_000, "pt_BR") == "2,5 MB"
+    assert channels._bytes(512, "en") == "512 B"
