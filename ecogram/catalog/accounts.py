@@ -86,6 +86,11 @@ def check_role(value: object) -> str:
     return value  # type: ignore[return-value]
 
 
+async def admin_exists(conn: asyncpg.Connection) -> bool:
+    """Whether an active admin (the demo's account never counts) can run the service."""
+    return await db.queries.active_admin_exists(conn, demo_email=DEMO_EMAIL)
+
+
 def _registration_closed() -> AppError:
     return AppError(403, "registration_closed", "Registration is closed; ask an admin for an "
                     "account.")
@@ -106,13 +111,13 @@ async def register(
     if settings.registration == "closed":
         # Cheap early answer; the decision that counts is made again under the lock below.
         async with pool.acquire() as conn:
-            if await db.queries.active_admin_exists(conn, demo_email=DEMO_EMAIL):
+            if await admin_exists(conn):
                 raise _registration_closed()
     password_hash = await passwords.hash_password(password)
     async with pool.acquire() as conn, conn.transaction():
         # Two concurrent first registrations: the second waits here, then sees the first.
         await db.queries.lock_user_registration(conn)
-        first = not await db.queries.active_admin_exists(conn, demo_email=DEMO_EMAIL)
+        first = not await admin_exists(conn)
         if not first and settings.registration == "closed":
             raise _registration_closed()
         role = "admin" if first else "viewer"
