@@ -186,8 +186,10 @@ class Settings:
 
     # --- accounts ---------------------------------------------------------------------------
     registration: str = setting(
-        "ECOGRAM_REGISTRATION", "open", "`open`: anyone may register (as viewer; the first user "
-        "becomes admin). `closed`: only admins create users.", _choice("open", "closed"))
+        "ECOGRAM_REGISTRATION", "open", "`open`: anyone may register (as viewer; while no "
+        "active admin exists, the first account becomes admin). `closed`: only admins create "
+        "users (and, while there is no admin, the first account registered).",
+        _choice("open", "closed"))
     token_ttl: int = setting(
         "ECOGRAM_TOKEN_TTL", "3600", "Lifetime of an access token, in seconds.", _positive(_int))
     login_max_failures: int = setting(
