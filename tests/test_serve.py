@@ -134,6 +134,11 @@ def test_serve_says_where_to_go_and_public_urls_follow_the_address_served(serve)
     urls = json.dumps([item["record"]["urls"] for item in report["items"]])
     assert f'"{served.url}/img/SKU-1/1' in urls, urls
     assert "8080" not in urls
+    # One worker runs in this very process: SIGTERM stops it cleanly.
+    assert psutil.Process(served.proc.pid).children() == []
+    os.kill(served.proc.pid, signal.SIGTERM)
+    assert served.proc.wait(30) == 0
+    assert all("text" not in line for line in served.log_lines()), served.log.read_text()
 
 
 def _workers(pid: int) -> list[int]:
