@@ -21,7 +21,7 @@ log = logging.getLogger("ecogram")
 Command = Callable[[argparse.Namespace, Settings], int]
 
 DESCRIPTION = "E-co Gram: the image back office and image CDN. Settings come from ECOGRAM_* " \
-    "environment variables (see the README); `ecogram COMMAND --help` tells more."
+    "environment variables (see the README); \"ecogram COMMAND --help\" tells more."
 
 
 class UsageError(Exception):
@@ -107,8 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo", help="import a small generated catalogue",
-        description="Draw a small catalogue and import it as the user \"Demo\"; then start "
-                    "`ecogram serve` and register: the first account registered is admin.")
+        description="Draw a small catalogue and import it as the user \"Demo\"; then run "
+                    "\"ecogram serve\" and register: the first account registered is admin.")
     demo.set_defaults(handler=cmd_demo)
 
     export = commands.add_parser("export", help="export approved photos to a shop platform")

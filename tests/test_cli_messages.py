@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -102,8 +101,7 @@ def test_help_has_no_markup(command):
     result = ecogram(*command, "--help")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: ecogram")
-    assert "``" not in result.stdout and ":ref:" not in result.stdout
-    assert not re.search(r"`[^`\n]+`_", result.stdout)  # reST links
+    assert "`" not in result.stdout and ":ref:" not in result.stdout
 
 
 # --- a person's commands are quiet -----------------------------------------------------------
