@@ -147,7 +147,7 @@ def _workers(pid: int) -> list[int]:
 
 
 def test_a_dead_worker_is_replaced_and_sigterm_stops_everything(serve):
-    served = serve("--workers", "2")
+    served = serve("--workers", "2", ECOGRAM_HEADER_TIMEOUT="1")
     deadline = time.monotonic() + 30
     while len(_workers(served.proc.pid)) != 2:
         assert time.monotonic() < deadline, served.log.read_text()
@@ -163,6 +163,11 @@ def test_a_dead_worker_is_replaced_and_sigterm_stops_everything(serve):
         time.sleep(0.2)
     # The replacement and the survivor answer: several requests, several connections.
     assert [_get(served.url + "/healthz") for _ in range(6)] == [200] * 6
+    # gunicorn's workers time request heads too.
+    with _connect(served.url) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\n")
+        data, waited = _wait_closed(sock)
+    assert data.startswith(b"HTTP/1.1 408 ") and waited < 3, (data, waited)
     lines = served.log_lines()
     assert any("SIGKILL" in line.get("message", "") for line in lines)
     assert all("text" not in line for line in lines), "a line of the log is not JSON"
