@@ -240,7 +240,7 @@ def cmd_create_user(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _listen(settings: Settings):
+def _listen(settings: Settings) -> socket.socket:
     from ecogram import server
 
     where = f"{settings.host}:{settings.port}"
