@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,10 +140,14 @@ def start_embedded(data_dir: Path) -> str:
     creates a system user for PostgreSQL and makes the data directory's parents readable by it,
     so keep ECOGRAM_DATA_DIR somewhere that may be world-readable.
     """
-    import pgserver  # imported here: it is only needed without DATABASE_URL
-
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(data_dir / "pg", cleanup_mode="stop")
+    with warnings.catch_warnings():
+        # pgserver asks platformdirs for its runtime directory when imported; without
+        # XDG_RUNTIME_DIR (containers, cron, ssh) that printed a warning on every command.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+        import pgserver  # imported here: it is only needed without DATABASE_URL
+
+        server = pgserver.get_server(data_dir / "pg", cleanup_mode="stop")
     _embedded_servers.append(server)  # keep the handle alive for the life of the process
     return server.get_uri()
 
