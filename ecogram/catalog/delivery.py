@@ -26,6 +26,7 @@ unreachable by construction. The event hooks and NOTIFY only keep memory and fre
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import email.utils
 import json
@@ -439,11 +440,10 @@ class Delivery:
                 self.variants.put(key, shared, len(shared.data))
                 return shared, "redis"
         kind, width, height = self.source_for(resolved, opts)
-        source = await self._source(resolved, kind)
-        # Planned on the original's size, so a render from the (rounded) master has the
-        # dimensions a render from the original would have.
-        rendered, used = await self._render(
-            source, opts, fmt, width, height, kind, (resolved.width, resolved.height)
+        # A place in the render queue first: beyond it, 503 before the heaviest read.
+        self._take_slot()
+        source, rendered, used = await self._load_and_render(
+            resolved, opts, fmt, kind, width, height
         )
         if used is not source:  # the master, decoded by this render: keep it decoded
             source_key = (resolved.id, resolved.version, kind)
@@ -486,16 +486,9 @@ class Delivery:
         self.masters.put((resolved.id, resolved.version, kind), data, len(data))
         return data
 
-    async def _render(
-        self, source: pipeline.Source, opts: RenderOptions, fmt: str, width: int, height: int,
-        kind: str, plan_size: tuple[int, int],
-    ) -> tuple[pipeline.Rendered, pipeline.Source]:
-        """Render in the libvips pool: bounded queue (503 beyond) and a time limit.
-
-        The time limit covers the wait for a thread and the render. A render that overruns
-        keeps its thread until libvips is done (a thread cannot be killed), and keeps its place
-        in the count, so overruns cannot pile up beyond the queue.
-        """
+    def _take_slot(self) -> None:
+        """A place among the renders running or queued (ECOGRAM_RENDER_THREADS + _QUEUE), or a
+        503 ``overloaded``. Released by ``_load_and_render``."""
         if self._in_flight >= self._capacity:
             self.metrics.render_rejections.labels("queue_full").inc()
             raise AppError(
@@ -504,18 +497,45 @@ class Delivery:
             )
         self._in_flight += 1
         self.metrics.render_queue.set(self._in_flight)
-        future = asyncio.wrap_future(
-            self.executor.submit(
-                _render_timed, source, opts, fmt, width, height, plan_size, kind == "master"
-            )
-        )
-        future.add_done_callback(self._render_done)
+
+    def _release_slot(self) -> None:
+        self._in_flight -= 1
+        self.metrics.render_queue.set(self._in_flight)
+
+    async def _load_and_render(
+        self, resolved: Resolved, opts: RenderOptions, fmt: str, kind: str, width: int,
+        height: int,
+    ) -> tuple[pipeline.Source, pipeline.Rendered, pipeline.Source]:
+        """Read the source and render it in the libvips pool, all within ECOGRAM_RENDER_TIMEOUT
+        (the read, the wait for a thread, the render); the caller holds a slot.
+
+        The slot is given back here when the render never started; a submitted render gives
+        it back when its thread is done, not when the deadline passes: a thread cannot be
+        killed, so an overrun keeps its place in the count and overruns cannot pile up beyond
+        the queue.
+        """
+        submitted = False
+        loop = asyncio.get_running_loop()
+        deadline = asyncio.timeout(self.settings.render_timeout)
         try:
-            rendered, seconds, used = await asyncio.wait_for(
-                asyncio.shield(future), self.settings.render_timeout
-            )
+            async with deadline:
+                source = await self._source(resolved, kind)
+                # Planned on the original's size, so a render from the (rounded) master has
+                # the dimensions a render from the original would have.
+                work = self.executor.submit(
+                    _render_timed, source, opts, fmt, width, height,
+                    (resolved.width, resolved.height), kind == "master",
+                )
+                submitted = True
+                work.add_done_callback(lambda _: _call_soon(loop, self._release_slot))
+                future = asyncio.wrap_future(work)
+                future.add_done_callback(_retrieve)
+                rendered, seconds, used = await asyncio.shield(future)
         except TimeoutError:
-            future.cancel()  # dequeued if it has not started; a running render finishes
+            if not deadline.expired():
+                raise  # the database's own timeout: the middleware's 503 unavailable
+            if submitted:
+                work.cancel()  # dequeued if it has not started; a running render finishes
             self.metrics.render_rejections.labels("timeout").inc()
             log.warning(json.dumps({"event": "render_timeout", "format": fmt,
                                     "timeout_s": self.settings.render_timeout}))
@@ -523,15 +543,12 @@ class Delivery:
                 503, "render_timeout", "Rendering this image took too long; try again later.",
                 {"retry_after": 5}, headers={"Retry-After": "5"},
             ) from None
+        finally:
+            if not submitted:
+                self._release_slot()
         self.metrics.renders.labels(fmt, kind).inc()
         self.metrics.render_seconds.labels(fmt).observe(seconds)
-        return rendered, used
-
-    def _render_done(self, future: asyncio.Future) -> None:
-        self._in_flight -= 1
-        self.metrics.render_queue.set(self._in_flight)
-        if not future.cancelled():
-            future.exception()  # retrieved here; the awaiting caller re-raises its own copy
+        return source, rendered, used
 
     # --- placeholder ------------------------------------------------------------------------
 
@@ -620,6 +637,18 @@ class Delivery:
                     return
                 self.metrics.eager_renders.labels(
                     "rendered" if tier == "render" else "cached").inc()
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback) -> None:
+    """``callback`` on the event loop, from any thread (nothing to do once it is closed)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback)
+
+
+def _retrieve(future: asyncio.Future) -> None:
+    """Retrieve the outcome of a render nobody waits for any more (its caller timed out)."""
+    if not future.cancelled():
+        future.exception()
 
 
 # --- signed URLs ------------------------------------------------------------------------------
