@@ -18,6 +18,10 @@ concluded — the resolved image, the key, the headers — and the replay only c
 address still resolves to that same image version and that the variant is still in memory.
 No bytes are kept there.
 
+While the database is away, an address resolves to the last answer the database gave for it
+(stale-if-error, ``known``), so what memory or Redis holds is still served; anything that
+needs the database is the middleware's 503 ``unavailable``.
+
 Cache keys carry the image version, and every change of what an address serves bumps the
 version (replace, reorder) or leaves the approved set (reject, delete): old variants become
 unreachable by construction. The event hooks and NOTIFY only keep memory and freshness tidy.
@@ -74,6 +78,8 @@ MAX_CODE = 200
 PARSED_MEMO = 4096  # distinct query strings whose parsed options are kept
 ACCEPT_MEMO = 512  # distinct Accept headers whose negotiated format is kept
 RECENT_MEMO = 4096  # distinct (request target, Accept) whose answer can be replayed
+KNOWN_CODES = 50_000  # codes whose last resolution is kept for when the database is away
+STALE_WINDOW = 1.0  # seconds after a database failure during which resolve() asks it no more
 EAGER_QUEUE = 1000  # approvals waiting for their presets; beyond, presets render on demand
 _VERSION = re.compile(r"[0-9]{1,10}")
 
@@ -213,6 +219,10 @@ class Delivery:
             settings.masters_cache_mb * MB
         )
         self.resolutions = Resolutions()
+        # code → position → the last approved image the database resolved it to: read only
+        # when the database fails (``resolve``), so it costs the warm path nothing.
+        self.known: dict[str, dict[int | None, Resolved]] = {}
+        self._db_down_until = 0.0
         self.listener: ImageListener | None = None
         self.redis: RedisTier | None = None
         if settings.redis_url:
@@ -241,6 +251,7 @@ class Delivery:
         self._mem_miss = metrics.cache_lookups.labels("memory", "miss")
         self._res_hit = metrics.resolutions.labels("hit")
         self._res_miss = metrics.resolutions.labels("miss")
+        self._res_stale = metrics.resolutions.labels("stale")
         self._served = {tier: metrics.img_served.labels(tier)
                         for tier in ("memory", "redis", "render", "not_modified")}
 
@@ -248,7 +259,9 @@ class Delivery:
 
     async def start(self, *, listen: bool = True) -> None:
         if listen and self.settings.database_url:
-            self.listener = ImageListener(self.settings.database_url, self.resolutions)
+            self.listener = ImageListener(
+                self.settings.database_url, self.resolutions, on_notify=self._forget_known
+            )
             await self.listener.start()
         if self.settings.eager_widths and self._eager_formats:
             self._eager_task = asyncio.create_task(self._eager_worker(), name="ecogram-eager")
@@ -405,9 +418,25 @@ class Delivery:
                 raise not_found()
             return cached
         self._res_miss.inc()
-        found = await self._resolve_flights.run(
-            (code, position), lambda: self._resolve_db(code, position)
-        )
+        if self._db_down_until and time.monotonic() < self._db_down_until:
+            # The database just failed: what is known is answered without asking it again.
+            stale = self.known.get(code, {}).get(position)
+            if stale is not None:
+                self._res_stale.inc()
+                return stale
+        try:
+            found = await self._resolve_flights.run(
+                (code, position), lambda: self._resolve_db(code, position)
+            )
+        except Exception as exc:
+            if not db.is_unavailable(exc):
+                raise
+            self._db_down_until = time.monotonic() + STALE_WINDOW
+            stale = self.known.get(code, {}).get(position)
+            if stale is None:
+                raise  # nothing known: the middleware's 503 unavailable
+            self._res_stale.inc()
+            return stale
         if found is None:
             raise not_found()
         return found
@@ -418,7 +447,26 @@ class Delivery:
             row = await db.queries.delivery_resolve(conn, code=code, position=position)
         found = Resolved.from_row(row) if row is not None else None
         self.resolutions.put(code, position, found, epoch)
+        self._db_down_until = 0.0
+        if epoch == self.resolutions.epoch:  # not overtaken by a change meanwhile
+            self._remember(code, position, found)
         return found
+
+    def _remember(self, code: str, position: int | None, found: Resolved | None) -> None:
+        positions = self.known.get(code)
+        if found is None:
+            if positions is not None:
+                positions.pop(position, None)
+            return
+        if positions is None:
+            if len(self.known) >= KNOWN_CODES:
+                del self.known[next(iter(self.known))]  # oldest code out, as in Resolutions
+            positions = self.known[code] = {}
+        positions[position] = found
+
+    def _forget_known(self, code: str) -> None:
+        """NOTIFY said this code changed: its last resolution may be wrong now."""
+        self.known.pop(code, None)
 
     async def variant(
         self, resolved: Resolved, opts: RenderOptions, fmt: str, key: str
@@ -594,6 +642,9 @@ class Delivery:
     async def on_changed(self, image_id: int) -> None:
         """What an image's address serves changed: forget it here, now (NOTIFY tells others)."""
         self.resolutions.clear()
+        for positions in self.known.values():
+            for position in [p for p, known in positions.items() if known.id == image_id]:
+                del positions[position]
         prefix = f"{image_id}:"
         self.variants.discard_where(lambda key: key.startswith(prefix))
         self.masters.discard_where(lambda key: key[0] == image_id)
