@@ -660,10 +660,14 @@ class Delivery:
             image_id = await self._eager_queue.get()
             try:
                 await self._eager_one(image_id)
-            except Exception:
+            except Exception as exc:
                 self.metrics.eager_renders.labels("failed").inc()
-                log.exception(json.dumps({"event": "eager_render_failed",
-                                          "image_id": image_id}))
+                line = json.dumps({"event": "eager_render_failed", "image_id": image_id,
+                                   "error": type(exc).__name__})
+                if db.is_unavailable(exc):  # the database is away: nothing to trace
+                    log.warning(line)
+                else:
+                    log.exception(line)
             finally:
                 self._eager_queue.task_done()
 

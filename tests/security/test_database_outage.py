@@ -132,6 +132,14 @@ async def test_database_outage_is_503_and_img_serves_what_it_holds(
     await delivery.redis.flush()
     # Only Redis holds that one now.
     assert delivery.variants.discard_where(lambda key: key not in held) == 1
+    # A photo served, then deleted: what was known of it is gone with it, though Redis still
+    # holds its variant under the same version.
+    gone = await publish(client, login_as, fixture_bytes("valid/hopper.jpg"), "OUT-2")
+    assert (await client.get("/img/OUT-2?w=120&fmt=webp")).status == 200
+    await delivery.redis.flush()
+    response = await client.delete(f"/api/v1/images/{gone['id']}", headers=bearer)
+    assert response.status in (200, 204), await response.text()
+    assert (await client.get("/img/OUT-2?w=120&fmt=webp")).status == 404
 
     await asyncio.to_thread(cluster.stop)
     caplog.clear()
@@ -148,7 +156,7 @@ async def test_database_outage_is_503_and_img_serves_what_it_holds(
     assert placeholder.status == 200
 
     # /img: what is not held needs the database: 503 with Retry-After, in the JSON shape.
-    for url in (cold, "/img/NEVER-SEEN?w=120"):
+    for url in (cold, "/img/NEVER-SEEN?w=120", "/img/OUT-2?w=120&fmt=webp"):
         response = await client.get(url)
         assert response.status == 503, url
         assert response.headers["Retry-After"] == str(db.RETRY_AFTER)
@@ -178,9 +186,9 @@ async def test_database_outage_is_503_and_img_serves_what_it_holds(
     # The log: one warning line per failure, no traceback, no 500 anywhere.
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
     statuses = [line["status"] for _, line in _lines(caplog, "request")]
-    assert 500 not in statuses and statuses.count(503) == 6
+    assert 500 not in statuses and statuses.count(503) == 7
     unavailable = _lines(caplog, "database_unavailable")
-    assert len(unavailable) == 5  # /readyz answers for itself
+    assert len(unavailable) == 6  # /readyz answers for itself
     for record, line in unavailable:
         assert record.levelno == logging.WARNING
         assert set(line) == {"event", "request_id", "method", "path", "error"}
@@ -256,6 +264,10 @@ async def test_only_connection_level_errors_count_as_unavailable(clean_db):
 
     idle = await asyncpg.connect(clean_db)
     await terminate(idle)
+    for _ in range(100):  # until the client has seen the server go
+        if idle.is_closed():
+            break
+        await asyncio.sleep(0.05)
     with pytest.raises(asyncpg.InterfaceError) as closed:
         await idle.fetchval("SELECT 1")
     assert db.is_unavailable(closed.value), repr(closed.value)  # died between two queries
