@@ -188,6 +188,10 @@ class Settings:
         "ECOGRAM_DB_POOL_MIN", "1", "Smallest database pool per worker.", _int)
     db_pool_max: int = setting(
         "ECOGRAM_DB_POOL_MAX", "10", "Largest database pool per worker.", _positive(_int))
+    db_timeout: float = setting(
+        "ECOGRAM_DB_TIMEOUT", "5", "Longest wait for a database connection (a free pool slot, "
+        "or a new connection), in seconds; beyond it the request answers 503 `unavailable`.",
+        _positive(_float))
 
     # --- accounts ---------------------------------------------------------------------------
     registration: str = setting(
