@@ -411,21 +411,22 @@ class _Leases:
         # Keyed by id(): an entry holds its pool, so the id is not reused while it exists; the
         # last batch's end drops the entry. (A start racing that end may open a second lease
         # connection for a while: harmless.)
-        leases = cls._by_pool.get(id(pool))
-        return leases if leases is not None else cls(pool, url)
+        return cls._by_pool.setdefault(id(pool), cls(pool, url))
 
     async def start(self, **batch: Any) -> int:
         """Create the batch and hold it, in one transaction: nobody ever sees it unheld."""
         async with self.lock:
-            if self.conn is None:
-                self.conn = await self._connect()
-                self._by_pool.setdefault(id(self.pool), self)
+            if self.conn is not None and _dead(self.conn):
+                await self._disconnect()  # the session went away, and its locks with it
+            self._by_pool.setdefault(id(self.pool), self)
             try:
+                if self.conn is None:
+                    self.conn = await self._connect()
                 async with self.conn.transaction():
                     batch_id = await db.queries.import_create_batch(self.conn, **batch)
                     await db.queries.import_hold_batch(self.conn, id=batch_id)
             except BaseException:
-                if not self.batches:
+                if self.conn is None or _dead(self.conn) or not self.batches:
                     await self._disconnect()
                 raise
             self.batches.add(batch_id)
@@ -439,32 +440,39 @@ class _Leases:
             try:
                 await db.queries.import_release_batch(self.conn, id=batch_id)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                # The session is gone, and its locks with it: start afresh next time.
+                # The session is gone, and its locks with it: the next start opens another.
                 log.warning(json.dumps({"event": "import_lease_lost", "batch_id": batch_id}))
-                await self._disconnect(broken=True)
-                return
-            if not self.batches:
+            if _dead(self.conn) or not self.batches:
                 await self._disconnect()
 
     async def _connect(self) -> asyncpg.Connection:
         # A pool of one connection would be starved by the lease: use a connection of its own.
         self.own = self.pool.get_max_size() < 2 and bool(self.url)
-        if self.own:
-            return await asyncpg.connect(self.url)
-        return await self.pool.acquire()
+        conn = await (asyncpg.connect(self.url) if self.own else self.pool.acquire())
+        try:
+            await db.queries.import_lease_keepalive(conn)
+        except BaseException:
+            await (conn.close() if self.own else self.pool.release(conn))
+            raise
+        return conn
 
-    async def _disconnect(self, broken: bool = False) -> None:
+    async def _disconnect(self) -> None:
         conn, self.conn = self.conn, None
         if self._by_pool.get(id(self.pool)) is self and not self.batches:
             del self._by_pool[id(self.pool)]
-        if conn is None:
+        if conn is None or _dead(conn):
             return
-        if broken:
-            conn.terminate()
-        if not self.own:
-            await self.pool.release(conn)  # asyncpg's reset unlocks whatever is still held
-        elif not broken:
+        if self.own:
             await conn.close()
+        else:
+            await self.pool.release(conn)  # asyncpg's reset unlocks whatever is still held
+
+
+def _dead(conn: asyncpg.Connection) -> bool:
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:
+        return True  # a pool's connection that died: asyncpg gave it back to its pool already
 
 
 class _DuplicateRace(Exception):

@@ -25,6 +25,15 @@ RETURNING id;
 -- gone (import-settle-batch). Same key space as import-lock-code, another prefix.
 SELECT pg_advisory_lock(hashtextextended('ecogram.batch:' || :id::bigint::text, 0));
 
+-- name: import-lease-keepalive!
+-- On the lease's connection: a runner whose machine vanished (no socket closed, no FIN) is
+-- noticed by TCP keepalive within about a minute, not the kernel's default two hours.
+-- (Session settings: asyncpg's reset puts them back when the connection returns to the pool.
+-- Ignored on a Unix socket, where a dead peer is seen at once.)
+SELECT set_config('tcp_keepalives_idle', '30', false),
+       set_config('tcp_keepalives_interval', '10', false),
+       set_config('tcp_keepalives_count', '3', false);
+
 -- name: import-release-batch!
 SELECT pg_advisory_unlock(hashtextextended('ecogram.batch:' || :id::bigint::text, 0));
 
