@@ -54,7 +54,7 @@ from ecogram.settings import Settings
 log = logging.getLogger("ecogram.import")
 
 ACCEPTED, DUPLICATE, REJECTED = "accepted", "duplicate", "rejected"
-RUNNING, DONE, INTERRUPTED = "running", "done", "interrupted"  # a batch's status
+DONE, INTERRUPTED = "done", "interrupted"  # how a batch ends (it is "running" until then)
 MAX_FILENAME = 255
 STORE_CONCURRENCY = 2  # files written to the database at once (each in its own transaction)
 
