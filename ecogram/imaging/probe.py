@@ -163,17 +163,19 @@ def _heif_kind(data: bytes) -> str | None:
     return None
 
 
-def _container_size(kind: str, data: bytes) -> tuple[int, int] | None:
-    """Dimensions straight from the PNG/GIF header, before libvips sees the file.
+def _container(kind: str, data: bytes) -> tuple[tuple[int, int] | None, bool]:
+    """Dimensions straight from the PNG/GIF header, before libvips sees the file, and whether
+    the container is whole as far as we check it ourselves (a GIF's blocks; libvips judges the
+    rest).
 
     libvips refuses some bombs with a generic error (a GIF whose 8192x8192 screen holds no
     frame); reading the declared size ourselves lets us say 413 too_many_pixels, as it is.
     """
     if kind == "png" and len(data) >= 24 and data[12:16] == b"IHDR":
-        return struct.unpack(">II", data[16:24])
+        return struct.unpack(">II", data[16:24]), True
     if kind == "gif" and len(data) >= 13:
-        return _gif_blocks(data)[0]
-    return None
+        return _gif_blocks(data)
+    return None, True
 
 
 def _gif_blocks(data: bytes) -> tuple[tuple[int, int], bool]:
@@ -257,10 +259,10 @@ def read_header(data: bytes, limits: QCLimits) -> tuple[str, pyvips.Image]:
         raise AppError(
             415, "unsupported_type", f"This is not an accepted image type ({ACCEPTED})."
         )
-    declared = _container_size(kind, data)
+    declared, whole = _container(kind, data)
     if declared:
         _check_pixels(*declared, limits)
-    if kind == "gif" and not _gif_blocks(data)[1]:
+    if not whole:
         raise _damaged("truncated")
     try:
         # Sequential access and no further work: this parses the header only.
