@@ -87,7 +87,17 @@ async def _start_stalled(client, headers, count: int) -> tuple[aiohttp.ClientSes
         responses = await asyncio.gather(*(session.get(url, headers=headers)
                                            for _ in range(count)))
     assert [r.status for r in responses] == [200] * count
-    await asyncio.sleep(1)  # the server fills the buffers, then every export waits
+    # The server fills the buffers, then every export waits on its client. Holding no
+    # connection while it waits, the pool goes idle (with connections held, this times out).
+    pool = client.app[keys.db_pool]
+    idle_since = None
+    async with asyncio.timeout(60):
+        while idle_since is None or time.perf_counter() - idle_since < 0.5:
+            await asyncio.sleep(0.01)
+            if pool.get_size() != pool.get_idle_size():
+                idle_since = None
+            elif idle_since is None:
+                idle_since = time.perf_counter()
     return session, responses
 
 
@@ -111,7 +121,18 @@ async def test_ten_slow_exports_leave_the_pool_to_img(client, login_as, make_ima
         print(f"/img and /api/v1/images during {SLOW} stalled exports: "
               f"max {max(times) * 1000:.0f} ms")
         # The clients read on, slowly: every download is whole, and all ten are the same.
+        # Meanwhile the ten exports share one connection: the other two stay for the rest.
+        in_use: list[int] = []
+
+        async def sample() -> None:
+            while True:
+                in_use.append(pool.get_size() - pool.get_idle_size())
+                await asyncio.sleep(0.001)
+
+        sampler = asyncio.create_task(sample())
         bodies = await asyncio.gather(*(_slow_read(r) for r in responses))
+        sampler.cancel()
+        assert max(in_use) == 1
     finally:
         for response in responses:
             response.release()
