@@ -5,7 +5,9 @@ on the new) on a fresh database with a pool of three connections, imports one ph
 the API, adds N approved one-photo products with long names (about 850 bytes of Shopify CSV
 each), then starts C Shopify exports whose clients read 8 KB every 5 ms through a 4 KB receive
 buffer. While they download, it asks ``/img`` and ``/api/v1/images`` in turn and prints the
-latencies (p50, p95, max) and how long the downloads took.
+latencies (p50, p95, max) and how long the downloads took. ``/img`` is asked twice: a warm
+address (served from memory, no database) and a cold one (a photo not served before: its
+record and master come from the database, then a render).
 
     PYTHONPATH=. .venv/bin/python bench/export_bench.py [--rows 10000] [--clients 10]
         [--server postgresql://postgres@127.0.0.1:5432/postgres] [--port 8391]
@@ -66,6 +68,13 @@ async def _setup(session: aiohttp.ClientSession, base: str, url: str, rows: int)
             "SELECT 'BULK-' || lpad(g::text, 6, '0'), repeat('Bulk product ', 30) || g, 1, "
             "'approved', 'a.jpg', 'jpeg', 'image/jpeg', 800, 800, 10, md5(g::text), 0, 'L', "
             "'#ffffff', 'bench' FROM generate_series(1, $1) g", rows)
+        # The first thousand products get IMG-1's original: /img of one not served before
+        # reads the database (its record and master), as a cold request does.
+        await conn.execute(
+            "INSERT INTO originals (image_id, data, master, master_format, master_width, "
+            "master_height) SELECT i.id, o.data, o.master, o.master_format, o.master_width, "
+            "o.master_height FROM images i, originals o WHERE o.image_id = $1 "
+            "AND i.code BETWEEN 'BULK-000001' AND 'BULK-001000'", record["id"])
         await conn.execute("ANALYZE images")
     finally:
         await conn.close()
@@ -113,26 +122,33 @@ async def bench(args: argparse.Namespace, url: str) -> None:
         headers = await _setup(session, base, url, args.rows)
         img = f"{base}/img/IMG-1/1?w=400"
         api = f"{base}/api/v1/images?per_page=5"
+        cold = (f"{base}/img/BULK-{n:06d}/1?w=400" for n in range(1, 1001))
         idle_img: list[float] = []
+        idle_cold: list[float] = []
         idle_api: list[float] = []
         for _ in range(20):
             await _probe(session, img, None, idle_img)
+            await _probe(session, next(cold), None, idle_cold)
             await _probe(session, api, headers, idle_api)
-        print(_summary("idle /img", idle_img))
+        print(_summary("idle /img warm", idle_img))
+        print(_summary("idle /img cold", idle_cold))
         print(_summary("idle /api/v1/images", idle_api))
         downloads = [asyncio.create_task(_download(f"{base}/api/v1/exports/shopify", headers))
                      for _ in range(args.clients)]
         busy_img: list[float] = []
+        busy_cold: list[float] = []
         busy_api: list[float] = []
         await asyncio.sleep(0.5)
         while not all(d.done() for d in downloads):
             await _probe(session, img, None, busy_img)
+            await _probe(session, next(cold), None, busy_cold)
             await _probe(session, api, headers, busy_api)
             await asyncio.sleep(0.05)
         results = [d.result() for d in downloads]
         print(f"{args.clients} slow downloads: {results[0][0] / 1e6:.1f} MB each, "
               f"{min(r[1] for r in results):.1f}-{max(r[1] for r in results):.1f} s")
-        print(_summary(f"/img during {args.clients} slow downloads", busy_img))
+        print(_summary(f"/img warm during {args.clients} slow downloads", busy_img))
+        print(_summary(f"/img cold during {args.clients} slow downloads", busy_cold))
         print(_summary(f"/api/v1/images during {args.clients} slow downloads", busy_api))
 
 
