@@ -1,4 +1,4 @@
--- Exports to the shop platforms (ecogram/catalog/exports.py). An export walks the table in
+-- Exports to the shop platforms (ecogram/catalog/exports/). An export walks the table in
 -- keyset batches (by code), each one statement on a connection held only while it runs: the
 -- client's pace never holds a connection or a transaction.
 

@@ -67,7 +67,7 @@ async def _export(connect, fmt: str = "woocommerce") -> list[list[str]]:
 
 
 async def test_an_export_over_a_moving_table(pool, conn, monkeypatch):
-    monkeypatch.setattr(exports, "BATCH_ROWS", 2)  # one product of two photos per batch
+    monkeypatch.setattr(exports.walk, "BATCH_ROWS", 2)  # one product of two photos per batch
     await _seed(conn, {"A": 2, "B": 2, "C": 2, "D": 2, "E": 2})
     # Loan 1 is the live-codes read (SKUs are made unique), loan 2 reads A, loan 3 reads B...
     connect = _between_batches(pool, {
@@ -98,7 +98,7 @@ async def test_an_export_over_a_moving_table(pool, conn, monkeypatch):
 
 
 async def test_a_photo_moved_back_past_the_walk_is_not_exported(pool, conn, monkeypatch):
-    monkeypatch.setattr(exports, "BATCH_ROWS", 1)
+    monkeypatch.setattr(exports.walk, "BATCH_ROWS", 1)
     await _seed(conn, {"A": 1, "B": 1, "C": 1})
     # After A was read, C's photo moves into A: neither A (read) nor C (gone) has it now.
     connect = _between_batches(pool, {

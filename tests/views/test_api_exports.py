@@ -243,7 +243,7 @@ async def test_batches_do_not_change_the_output(client, login_as, make_image, mo
     reviewer = await login_as("reviewer")
     whole = {fmt: await (await fetch(client, reviewer, fmt)).read()
              for fmt in ("shopify", "woocommerce", "magento")}
-    monkeypatch.setattr(exports, "BATCH_ROWS", 1)
+    monkeypatch.setattr(exports.walk, "BATCH_ROWS", 1)
     for fmt, expected in whole.items():
         assert await (await fetch(client, reviewer, fmt)).read() == expected, fmt
 
@@ -251,8 +251,8 @@ async def test_batches_do_not_change_the_output(client, login_as, make_image, mo
 async def test_zip_of_many_originals_in_small_reads(client, login_as, make_image, conn,
                                                     monkeypatch):
     """Originals read a few at a time, the archive built in a thread: a valid ZIP of them all."""
-    monkeypatch.setattr(exports, "BATCH_ROWS", 2)
-    monkeypatch.setattr(exports, "ORIGINALS_BYTES", 1)  # one original per read
+    monkeypatch.setattr(exports.walk, "BATCH_ROWS", 2)
+    monkeypatch.setattr(exports.archive, "ORIGINALS_BYTES", 1)  # one original per read
     photos = {}
     for seed, code in enumerate(["ZIPA", "ZIPA", "zipa", "ZIP-B", "ZIP-C", "ZIP-C"], start=70):
         photo = make_photo(seed, width=300 + seed, height=260)
