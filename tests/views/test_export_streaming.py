@@ -165,7 +165,18 @@ async def test_exports_beyond_the_bound_are_refused(client, login_as, conn):
         assert body["error"]["details"]["limit"] == 2
         # Refused before any work: nothing recorded, no audit entry.
         assert await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = 'export'") == 0
-        await asyncio.gather(*(_slow_read(r) for r in responses))
+        # A client that hangs up frees its place; its export, cut off, records nothing.
+        responses[0].close()
+        for _ in range(300):
+            response = await client.get("/api/v1/exports/shopify?code=BULK-000001",
+                                        headers=reviewer)
+            if response.status != 429:
+                break
+            await asyncio.sleep(0.1)
+        assert response.status == 200 and "bulk-000001" in await response.text()
+        assert await conn.fetchval("SELECT count(*) FROM exports") == 1
+        bodies = await asyncio.gather(*(_slow_read(r) for r in responses[1:]))
+        assert all(len(body) > 8_000_000 for body in bodies)
     finally:
         for response in responses:
             response.release()
@@ -175,3 +186,5 @@ async def test_exports_beyond_the_bound_are_refused(client, login_as, conn):
     assert response.status == 200
     assert "BULK-000007" in await response.text()
     assert await conn.fetchval("SELECT count(*) FROM exports") == 3
+    pool = client.app[keys.db_pool]
+    assert pool.get_size() == pool.get_idle_size()
