@@ -413,15 +413,16 @@ async def _export(settings: Settings, query, sink) -> int:
 
     from ecogram.catalog import exports
 
-    conn = await db.connect(settings.database_url)
+    # One connection, lent for each short read: none is held while the sink (a pipe) waits.
+    pool = await db.create_pool(settings.database_url, 1, 1)
     try:
         async def write(data: bytes) -> None:
             sink.write(data)
 
-        return await exports.run_export(conn, None, query, settings.public_url, write,
+        return await exports.run_export(pool.acquire, None, query, settings.public_url, write,
                                         actor_name=f"command line ({getpass.getuser()})")
     finally:
-        await conn.close()
+        await pool.close()
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:

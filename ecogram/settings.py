@@ -249,6 +249,11 @@ class Settings:
         "ECOGRAM_URL_TIMEOUT", "20", "Total time allowed to fetch one manifest URL, in seconds.",
         _positive(_float))
 
+    # --- export --------------------------------------------------------------------------------
+    max_exports: int = setting(
+        "ECOGRAM_MAX_EXPORTS", "4", "Exports streamed at once per worker; more answer 429 "
+        "`too_many_exports` with Retry-After.", _positive(int))
+
     # --- delivery ------------------------------------------------------------------------------
     allowed_sizes: tuple[int, ...] | None = setting(
         "ECOGRAM_ALLOWED_SIZES", DEFAULT_ALLOWED_SIZES, "Widths and heights /img serves without "
