@@ -12,6 +12,26 @@
   } catch (e) { /* no Intl: the server shows UTC */ }
 
   document.addEventListener("DOMContentLoaded", function () {
+    // Main navigation: on narrow screens a "Menu" button opens the list of every section.
+    var nav = document.getElementById("mainnav");
+    var menu = nav && nav.querySelector(".menu-button");
+    if (menu) {
+      menu.hidden = false;
+      nav.classList.add("has-menu");
+      menu.addEventListener("click", function () {
+        var open = menu.getAttribute("aria-expanded") !== "true";
+        menu.setAttribute("aria-expanded", open ? "true" : "false");
+        nav.classList.toggle("is-open", open);
+      });
+      document.addEventListener("keydown", function (event) {
+        if (event.key === "Escape" && nav.classList.contains("is-open")) {
+          menu.setAttribute("aria-expanded", "false");
+          nav.classList.remove("is-open");
+          menu.focus();
+        }
+      });
+    }
+
     // Forms that destroy something ask first.
     Array.prototype.forEach.call(document.querySelectorAll("form[data-confirm]"), function (form) {
       form.addEventListener("submit", function (event) {
