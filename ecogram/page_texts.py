@@ -177,6 +177,36 @@ FIELDS: dict[str, str] = {
     "sort": N_("sort"),
     "status": N_("status"),
     "until": N_("until"),
+    # what audit entries record
+    "accepted": N_("files accepted"),
+    "batch_id": N_("batch"),
+    "codes": N_("product codes"),
+    "count": N_("photos"),
+    "deleted_at": N_("deleted"),
+    "duplicate": N_("duplicate files"),
+    "export_id": N_("export"),
+    "file_size": N_("file size"),
+    "filename": N_("file name"),
+    "filters": N_("filters"),
+    "first_user": N_("first account"),
+    "height": N_("height"),
+    "importer": N_("imported by"),
+    "note": N_("note"),
+    "rejected": N_("files refused"),
+    "sha256": N_("fingerprint (SHA-256)"),
+    "shifted": N_("photos moved down"),
+    "source": N_("source"),
+    "version": N_("version"),
+    "warnings": N_("quality findings"),
+    "width": N_("width"),
+}
+
+# Words the service records as values (audit details), as a person calls them.
+VALUES: dict[str, dict[str, str]] = {
+    "source": {"upload": N_("uploaded files"), "archive": N_("ZIP archive"),
+               "manifest": N_("CSV manifest"), "demo": N_("demo catalogue")},
+    "reason": {"unknown_email": N_("unknown e-mail address"),
+               "wrong_password": N_("wrong password"), "disabled": N_("account disabled")},
 }
 
 # Quality findings: %(name)s from the finding and the photo's quality record (width, height,
@@ -215,6 +245,11 @@ def _fill(template: str, values: Mapping[str, Any]) -> str | None:
 def field_name(i18n: Localizer, name: str) -> str:
     known = FIELDS.get(name)
     return i18n.gettext(known) if known else name
+
+
+def value_name(i18n: Localizer, name: str, value: str) -> str:
+    known = VALUES.get(name, {}).get(value)
+    return i18n.gettext(known) if known else value
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,9 @@ class Texts:
     def field(self, name: str) -> str:
         return page_texts.field_name(self.i18n, name)
 
+    def value(self, name: str, value: str) -> str:
+        return page_texts.value_name(self.i18n, name, value)
+
     def js_errors(self) -> dict[str, str]:
         return page_texts.js_errors(self.i18n)
 

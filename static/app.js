@@ -61,6 +61,13 @@
       });
     });
 
+    // Library filters fold on a phone unless one is in use: the photos come first.
+    var filterBox = document.querySelector(".filter-box");
+    if (filterBox && !filterBox.hasAttribute("data-in-use") &&
+        window.matchMedia("(max-width: 40em)").matches) {
+      filterBox.open = false;
+    }
+
     // Library: "select all" and the count of selected photos.
     var all = document.getElementById("select-all");
     var boxes = document.querySelectorAll("input[name=ids]");

@@ -145,6 +145,14 @@ def test_every_page_at_phone_and_desktop_widths_in_both_languages(live_server, n
         screenshot(page, f"menu-{lang}-390")
         page.keyboard.press("Escape")
         expect(page.locator("#mainnav-list")).to_be_hidden()
+        # An audit entry's details read as labelled values, not JSON.
+        page.goto(base + "/admin/audit?action=image.edited")
+        page.locator("td details summary").first.click()
+        details = page.locator("dl.details").first
+        expect(details).to_be_visible()
+        assert "{" not in details.inner_text()
+        details.scroll_into_view_if_needed()
+        screenshot(page, f"audit-details-{lang}-390")
         # The users page shows each e-mail address whole, on one line.
         page.goto(base + "/admin/users")
         cell = page.locator("td", has_text="beatriz.revisora-de-fotos@example.com.br")
@@ -218,5 +226,5 @@ def test_zip_upload_lists_each_member(live_server, new_page):
     assert outcomes == ["accepted", "refused"]
     accepted = members.filter(has_text="SKU-100_1.jpg")
     assert accepted.locator(".badge").inner_text() == "accepted"
-    assert "1 accepted, 0 duplicate, 1 refused" in page.locator("#upload-summary").inner_text()
+    assert "accepted: 1, duplicates: 0, refused: 1" in page.locator("#upload-summary").inner_text()
     assert problems.messages == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.conftest import PHONE, screenshot
 from tests.browser.test_admin_flow import register_first_admin
 from tests.catalog.photos import make_photo
 
@@ -88,6 +89,10 @@ def test_refusals_read_in_the_page_language(live_server, new_page):
     assert refused.locator(".outcome-message").inner_text() == (
         "A imagem tem 90 × 60 pixels; o lado menor precisa ter pelo menos "
         f"{live_server.settings.min_side} pixels.")
+    # The outcome lines at a phone's width, for people to look at.
+    page.set_viewport_size(PHONE)
+    page.locator("#upload-list").scroll_into_view_if_needed()
+    screenshot(page, "import-results-pt-390")
     assert problems.messages == []
 
 

@@ -342,6 +342,9 @@ async def test_portuguese_pages_show_no_english_sentence(client, login_as, make_
     assert "linha de comando" in text and "command line" not in text
     assert "user:" not in text and "batch:" not in text and '"code"' not in html
     assert "Ops" in text and "ops@example.com" in text
+    # Details: labels and values in words (the import's batch, the review's note).
+    assert "arquivos aceitos" in text and "arquivos enviados" in text
+    assert "batch_id" not in text and "sha256" not in text and "upload" not in text
     pages["dashboard"] = await (await client.get("/admin", headers=PT)).text()
     for name in ("library", "import", "export", "users", "review"):
         pages[name] = await (await client.get(f"/admin/{name}", headers=PT)).text()
