@@ -226,6 +226,18 @@ WARNINGS: dict[str, str] = {
                                "product."),
 }
 WARNING_OTHER = N_("A quality finding the page cannot describe.")
+# The same findings in a word or two (lists of them: audit details).
+WARNING_NAMES: dict[str, str] = {
+    "animated": N_("animated"),
+    "background_not_white": N_("background not white"),
+    "cmyk": N_("CMYK colours"),
+    "exif_orientation": N_("stored turned"),
+    "low_resolution": N_("too small for zoom"),
+    "near_duplicate": N_("looks like another photo"),
+    "no_icc_profile": N_("no colour profile"),
+    "not_square": N_("not square"),
+    "same_image_elsewhere": N_("same file as another product's"),
+}
 
 # Who did something when no account did (cli.py and the use cases write these names).
 ACTORS = {"command line": N_("command line"), "anonymous": N_("anonymous")}
@@ -316,6 +328,11 @@ def warning_text(i18n: Localizer, warning: Mapping[str, Any],
         values["long_side"] = max(qc["width"], qc["height"])
     text = _fill(i18n.gettext(template), values) if template else None
     return text or i18n.gettext(WARNING_OTHER)
+
+
+def warning_name(i18n: Localizer, code: str) -> str:
+    known = WARNING_NAMES.get(code)
+    return i18n.gettext(known) if known else i18n.gettext(WARNING_OTHER)
 
 
 def js_warnings(i18n: Localizer) -> dict[str, str]:

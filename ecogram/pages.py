@@ -39,6 +39,9 @@ class Texts:
     def warning(self, warning: Mapping[str, Any], qc: Mapping[str, Any] | None = None) -> str:
         return page_texts.warning_text(self.i18n, warning, qc)
 
+    def warning_name(self, code: str) -> str:
+        return page_texts.warning_name(self.i18n, code)
+
     def actor(self, name: str | None, actor_id: int | None = None) -> str:
         return page_texts.actor_name(self.i18n, name, actor_id)
 

@@ -204,6 +204,17 @@ def test_error_sentences_in_portuguese():
     assert shown.fields == (("product name", "at most 500 characters"),)
 
 
+def test_every_quality_finding_has_a_sentence_and_a_name():
+    found = set()
+    for path in (ROOT / "ecogram").rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        found |= set(re.findall(r'\bwarn\("(\w+)"', text))
+        found |= set(re.findall(r'warnings\.append\(\{\s*"code": "(\w+)"', text))
+    assert {"not_square", "low_resolution", "near_duplicate", "same_image_elsewhere"} <= found
+    assert sorted(found - set(page_texts.WARNINGS)) == []
+    assert set(page_texts.WARNING_NAMES) == set(page_texts.WARNINGS)
+
+
 def test_findings_and_actors_in_portuguese():
     pt = _pt()
     qc = {"width": 1200, "height": 800}
@@ -214,6 +225,7 @@ def test_findings_and_actors_in_portuguese():
         "O lado maior tem 1200 pixels")
     assert page_texts.warning_text(pt, {"code": "new_kind", "message": "English."}) \
         == "Um apontamento de qualidade que esta página não sabe descrever."
+    assert page_texts.warning_name(pt, "not_square") == "não quadrada"
     assert page_texts.actor_name(pt, "command line") == "linha de comando"
     assert page_texts.actor_name(pt, "command line (ana)") == "linha de comando (ana)"
     # A person who happens to be called so keeps their name.
