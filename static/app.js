@@ -18,17 +18,22 @@
     if (menu) {
       menu.hidden = false;
       nav.classList.add("has-menu");
-      menu.addEventListener("click", function () {
-        var open = menu.getAttribute("aria-expanded") !== "true";
+      var setOpen = function (open) {
         menu.setAttribute("aria-expanded", open ? "true" : "false");
         nav.classList.toggle("is-open", open);
+      };
+      menu.addEventListener("click", function () {
+        setOpen(menu.getAttribute("aria-expanded") !== "true");
       });
       document.addEventListener("keydown", function (event) {
         if (event.key === "Escape" && nav.classList.contains("is-open")) {
-          menu.setAttribute("aria-expanded", "false");
-          nav.classList.remove("is-open");
+          setOpen(false);
           menu.focus();
         }
+      });
+      // A tap beside the open menu closes it.
+      document.addEventListener("click", function (event) {
+        if (nav.classList.contains("is-open") && !nav.contains(event.target)) setOpen(false);
       });
     }
 

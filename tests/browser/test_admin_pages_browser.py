@@ -145,6 +145,14 @@ def test_every_page_at_phone_and_desktop_widths_in_both_languages(live_server, n
         screenshot(page, f"menu-{lang}-390")
         page.keyboard.press("Escape")
         expect(page.locator("#mainnav-list")).to_be_hidden()
+        expect(menu).to_be_focused()
+        page.goto(base + "/admin/users")
+        menu.click()
+        expect(page.locator("#mainnav-list")).to_be_visible()
+        page.mouse.click(200, 820)  # a tap on the empty page below the open menu closes it
+        expect(page.locator("#mainnav-list")).to_be_hidden()
+        expect(menu).to_have_attribute("aria-expanded", "false")
+        assert page.url == base + "/admin/users"
         # An audit entry's details read as labelled values, not JSON.
         page.goto(base + "/admin/audit?action=image.edited")
         page.locator("td details summary").first.click()
@@ -172,6 +180,9 @@ def test_every_page_at_phone_and_desktop_widths_in_both_languages(live_server, n
                 assert page.evaluate(A11Y_CHECK) == [], (path, width_name)
                 screenshot(page, f"{name}-{lang}-{width_name}")
     assert problems.messages == [], problems.messages
+    # The page's icon answers (headless Chromium does not fetch icons by itself).
+    icon = page.locator('link[rel="icon"]').get_attribute("href")
+    assert page.request.get(base + icon).status == 200
     # The only failed request is the missing photo's, on purpose.
     assert {url for _status, url in problems.failed} == {base + "/admin/images/999999"}
 

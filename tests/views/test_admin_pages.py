@@ -507,3 +507,20 @@ async def test_api_still_answers_json_for_pages_json_errors(client, login_as):
     response = await client.get("/api/v1/images/999", headers=headers)
     assert response.status == 404
     assert_error(await response.json(), "not_found")
+
+
+async def test_every_page_names_its_icon_and_the_icon_answers(client, sign_in, make_image):
+    """No page makes the browser ask for a /favicon.ico that is not there (a 404 in the console
+    of every page): each links the icon, and the icon answers."""
+    record = await make_image("SKU-1")
+    await sign_in("admin")
+    for path in [*ALL_PAGES, f"/admin/images/{record['id']}", "/admin/nowhere"]:
+        html = await (await client.get(path)).text()
+        assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in html, path
+    client.session.cookie_jar.clear()
+    login = await (await client.get("/login")).text()
+    assert '<link rel="icon" href="/static/favicon.svg"' in login
+    icon = await client.get("/static/favicon.svg")
+    assert icon.status == 200
+    assert icon.content_type == "image/svg+xml"
+    assert (await icon.text()).startswith("<svg")
