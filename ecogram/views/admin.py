@@ -10,7 +10,6 @@ page again with the reason and the refusal's status.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 import urllib.parse
 from collections.abc import Mapping
@@ -37,6 +36,11 @@ LIBRARY_SORTS = ("-imported_at", "imported_at", "code", "-code", "-file_size", "
                  "-reviewed_at")
 BULK_ACTIONS = {"approve": "reviewer", "reject": "reviewer", "export": "reviewer",
                 "delete": "admin"}
+# The actions the audit page's filter offers (the names are in templates/_partials.html).
+AUDIT_ACTIONS = ("image.imported", "image.approved", "image.rejected", "image.edited",
+                 "image.replaced", "image.deleted", "image.purged", "import.batch", "export",
+                 "login", "logout", "login.failed", "password.failed", "user.register",
+                 "user.create", "user.password", "user.role", "user.disabled")
 _DONE = frozenset({"approved", "rejected", "deleted", "edited", "replaced", "user_saved",
                    "bulk", "review_empty"})
 
@@ -146,8 +150,11 @@ async def dashboard(request: web.Request) -> web.Response:
     tz = localizer_for(request).tz
     async with request.app[keys.db_pool].acquire() as conn:
         board = await overview.dashboard(conn, tz=tz, with_audit=allows(user.role, "admin"))
+    users = ({u["id"]: u for u in await accounts.list_users(request.app[keys.db_pool])}
+             if board.recent else {})
     return _page(request, "admin/dashboard.html", {
         "board": board,
+        "users": users,
         "chart": _chart(board),
         "waiting": [_record(request, row) for row in board.waiting],
     })
@@ -186,6 +193,8 @@ async def import_page(request: web.Request) -> web.Response:
     return _page(request, "admin/import.html", {
         "max_upload_mb": settings.max_upload_mb,
         "min_side": settings.min_side,
+        # The page orders a drop's photos as the server reads their names.
+        "filename_pattern": settings.filename_pattern,
     })
 
 
@@ -572,10 +581,11 @@ async def audit_page(request: web.Request) -> web.Response:
     )
     async with request.app[keys.db_pool].acquire() as conn:
         entries, total = await audit_trail.list_entries(conn, query)
+    # Entries about an account name it by its "user:<id>" target: the page shows the person.
+    users = {u["id"]: u for u in await accounts.list_users(request.app[keys.db_pool])}
     params = {name: _text(q, name) for name in ("image_id", "actor", "action", "since", "until")}
     return _page(request, "admin/audit.html", {
-        "entries": [{**e, "details_json": json.dumps(e["details"], ensure_ascii=False,
-                                                     indent=1)} for e in entries],
+        "entries": entries, "users": users, "actions": AUDIT_ACTIONS,
         "total": total, "query": query, "params": params,
         "pages": max(1, -(-total // query.per_page)), "qs": _query_string,
     })

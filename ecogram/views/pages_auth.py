@@ -75,7 +75,7 @@ async def login_submit(request: web.Request) -> web.Response:
         if error.status not in (401, 422, 429):
             raise
         response = _render(request, "auth/login.html",
-                           {"next": next_path, "email": email[:254], "error": error.message},
+                           {"next": next_path, "email": email[:254], "error": error},
                            status=error.status)
         response.headers.update(error.headers)
         return response
@@ -106,7 +106,7 @@ async def register_submit(request: web.Request) -> web.Response:
             raise
         response = _render(
             request, "auth/register.html",
-            {"email": email[:254], "name": name[:200], "error": error.message,
+            {"email": email[:254], "name": name[:200], "error": error,
              "error_field": error.details.get("field")},
             status=error.status,
         )
