@@ -19,17 +19,28 @@ Definitions (the figures are module constants, so readiness and renditions agree
 - **fill**: the product's larger dimension over the side of the square the photo would be padded
   to, ``max(bbox w, h) / max(width, height)`` — how Amazon ("the product fills 85 % of the
   frame") and Mercado Livre (95 %) state it: a share of the frame's side, not of its area.
+
+``render_for_channel`` then makes what a channel should receive (issue 13), as small steps over
+a job like ``pipeline.render``: load with the upload limits (upright, sRGB, alpha flattened on
+white), measure, plan (a pure function: ``plan_rendition``), load the working copy with
+shrink-on-load, whiten + trim + pad onto a square (a white or near-white background on a square
+channel) or fit (anything else), encode without metadata, lowering the quality and then the size
+until the file is under the channel's byte limit. What rendering cannot fix is a ``Finding``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import pyvips
 
+from ecogram.channels import Profile
 from ecogram.errors import AppError
-from ecogram.imaging.pipeline import _colour_kwargs, _upright_size
+from ecogram.imaging.options import CONTENT_TYPES
+from ecogram.imaging.pipeline import _colour_kwargs, _save, _upright_size
 from ecogram.imaging.probe import QCLimits, read_header
 
 WHITE, NEAR_WHITE, OTHER = "white", "near_white", "other"
@@ -172,3 +183,357 @@ def measure(source: bytes | pyvips.Image, *, limits: QCLimits | None = None) -> 
             422, "damaged_image", "The file is damaged or incomplete and cannot be read as an "
             "image.", {"reason": "pixels"}
         ) from None
+
+
+# --- renditions ---------------------------------------------------------------------------------
+
+# Bump when a change to this module changes the pixels or bytes of a rendition: it belongs in
+# every cache key and stored rendition's name, so old renditions are not served as new ones.
+RENDITION_VERSION = 1
+DEFAULT_FILL = 0.85  # a square channel that states no fill (Shopify, Nuvemshop...)
+QUALITIES = (90, 85, 80, 75, 70, 60, 50)  # tried in turn until the file is under max_bytes
+MAX_SHRINKS = 3  # then the sides are reduced, at most this many times, never below min_side
+
+# Finding codes (stable: readiness, exports and the API show them). None is fixable by
+# rendering: each needs a better photo (or, for over_max_bytes, a channel that takes more).
+TOO_SMALL = "too_small"  # the channel's min_side cannot be reached without enlarging
+BACKGROUND_NOT_WHITE = "background_not_white"  # main photo, white_main channel, other background
+NOT_SQUARE = "not_square"  # square channel, photo left alone (other background)
+OVER_MAX_BYTES = "over_max_bytes"  # still over max_bytes at the lowest quality and min_side
+UNDER_MIN_BYTES = "under_min_bytes"  # smaller than the channel's min_bytes
+FINDING_CODES = (TOO_SMALL, BACKGROUND_NOT_WHITE, NOT_SQUARE, OVER_MAX_BYTES, UNDER_MIN_BYTES)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something the rendition could not make right for the channel."""
+
+    code: str  # one of FINDING_CODES
+    message: str  # a sentence for people (English; the view may translate by code)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "details": dict(self.details)}
+
+
+@dataclass(frozen=True)
+class RenditionPlan:
+    """Sizes and treatment of one rendition, decided from the geometry alone.
+
+    ``pad``: whiten the background, trim to the product's bbox, scale it to ``product`` and
+    centre it on a ``width`` x ``height`` (square) white canvas. Otherwise the whole photo is
+    scaled to ``width`` x ``height``. Neither ever enlarges the original's pixels.
+    """
+
+    pad: bool
+    width: int
+    height: int
+    product: tuple[int, int]  # the product's size in the output (the whole photo when not pad)
+    fill: float | None  # the target fill when pad
+    findings: tuple[Finding, ...]
+
+
+@dataclass(frozen=True)
+class Rendition:
+    """A photo as a channel should receive it."""
+
+    data: bytes
+    format: str  # the profile's output: jpeg, png or webp
+    width: int
+    height: int
+    quality: int | None  # the encoder quality used (None for PNG)
+    findings: tuple[Finding, ...]
+    geometry: Geometry  # the source photo's, as measure() gives it
+    steps: tuple[str, ...]  # what was done: whiten, trim, pad, resize, quality, shrink
+
+    @property
+    def content_type(self) -> str:
+        return CONTENT_TYPES[self.format]
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        return tuple(f.code for f in self.findings)
+
+
+def _fit(width: int, height: int, long_side: int) -> tuple[int, int]:
+    """The photo's aspect with its long side ``long_side`` (never above the photo's own)."""
+    scale = min(1.0, long_side / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _too_small(width: int, height: int, profile: Profile) -> Finding:
+    return Finding(
+        TOO_SMALL,
+        f"The photo gives {width}x{height} pixels for {profile.name} without enlarging it; "
+        f"{profile.name} needs at least {profile.min_side} on the shortest side.",
+        {"width": width, "height": height, "min_side": profile.min_side},
+    )
+
+
+def plan_rendition(geometry: Geometry, profile: Profile, *, main: bool) -> RenditionPlan:
+    """What ``render_for_channel`` will make of a photo measured as ``geometry`` (pure).
+
+    - A square channel and a white or near-white background: pad. The canvas is the channel's
+      ``recommended`` side (capped by ``max_side`` and ``max_pixels``) and the product's larger
+      side ``fill`` of it; when that would enlarge the product, the canvas is the largest side
+      at which it does not (``product long side / fill``).
+    - Otherwise: fit. The long side is ``recommended`` (capped likewise), raised when that would
+      put the short side under ``min_side``, and never above the photo's own.
+    - Findings: ``too_small`` (shortest output side under ``min_side``), ``background_not_white``
+      (main photo of a ``white_main`` channel on an other background), ``not_square`` (a square
+      channel and a photo that is fit, not padded, and is not square).
+    """
+    cap = profile.recommended
+    if profile.max_side:
+        cap = min(cap, profile.max_side)
+    if profile.max_pixels:
+        cap = min(cap, math.isqrt(profile.max_pixels))
+    findings: list[Finding] = []
+    if main and profile.white_main and geometry.background == OTHER:
+        findings.append(Finding(
+            BACKGROUND_NOT_WHITE,
+            f"{profile.name} wants the main photo on pure white; this background is not white "
+            "or near white, so the photo is left as it is.",
+            {"border": "#{:02x}{:02x}{:02x}".format(*geometry.border)},
+        ))
+    if profile.square and geometry.background != OTHER:
+        fill = profile.fill or DEFAULT_FILL
+        bw, bh = geometry.bbox.width, geometry.bbox.height
+        longest = max(bw, bh)
+        side, target = cap, max(1, round(fill * cap))
+        if target >= longest:  # the product at its own size: no resampling at all
+            side, target = max(1, math.floor(longest / fill)), longest
+        scale = target / longest
+        product = (min(side, max(1, round(bw * scale))), min(side, max(1, round(bh * scale))))
+        if profile.min_side and side < profile.min_side:
+            findings.append(_too_small(side, side, profile))
+        return RenditionPlan(True, side, side, product, fill, tuple(findings))
+    width, height = geometry.width, geometry.height
+    out = _fit(width, height, cap)
+    if profile.min_side and min(out) < profile.min_side:
+        needed = math.ceil(profile.min_side * max(width, height) / min(width, height))
+        out = _fit(width, height, min(needed, profile.max_side or needed))
+        if profile.max_pixels and out[0] * out[1] > profile.max_pixels:
+            out = _fit(width, height, cap)
+    if profile.min_side and min(out) < profile.min_side:
+        findings.append(_too_small(*out, profile))
+    if profile.square and out[0] != out[1]:
+        findings.append(Finding(
+            NOT_SQUARE,
+            f"{profile.name} wants square photos; this one is {out[0]}x{out[1]} and is not "
+            "padded, since its background is not white.",
+            {"width": out[0], "height": out[1]},
+        ))
+    return RenditionPlan(False, out[0], out[1], out, None, tuple(findings))
+
+
+# --- steps --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Job:
+    data: bytes
+    profile: Profile
+    main: bool
+    limits: QCLimits
+    header: pyvips.Image | None = None
+    geometry: Geometry | None = None
+    plan: RenditionPlan | None = None
+    image: pyvips.Image | None = None
+    out: bytes = b""
+    quality: int | None = None
+    findings: list[Finding] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)
+
+    @property
+    def img(self) -> pyvips.Image:
+        assert self.image is not None
+        return self.image
+
+
+def measure_step(job: _Job) -> None:
+    """Header checks with the upload limits, then ``measure`` on a small upright sRGB copy."""
+    small, width, height = _load_small(job.data, job.limits)
+    job.geometry = measure_image(small, width, height)
+
+
+def plan_step(job: _Job) -> None:
+    assert job.geometry is not None
+    job.plan = plan_rendition(job.geometry, job.profile, main=job.main)
+    job.findings.extend(job.plan.findings)
+
+
+def load(job: _Job) -> None:
+    """Decode once more, shrunk on load only as far as the plan allows: upright, sRGB, flat.
+
+    For a fit this is the output size itself. For a pad it is the size at which the product's
+    box is (just over) the size it will have in the output; the crop is then exact.
+    """
+    assert job.geometry is not None and job.plan is not None
+    g, p = job.geometry, job.plan
+    header = pyvips.Image.new_from_buffer(job.data, "")
+    if not p.pad:
+        image = pyvips.Image.thumbnail_buffer(
+            job.data, p.width, height=p.height, size="force", no_rotate=False,
+            **_colour_kwargs(header),
+        )
+    else:
+        scale = max(p.product) / max(g.bbox.width, g.bbox.height)
+        side = min(max(g.width, g.height), math.ceil(max(g.width, g.height) * scale) + 2)
+        image = pyvips.Image.thumbnail_buffer(
+            job.data, side, height=side, size="down", no_rotate=False, **_colour_kwargs(header),
+        )
+    job.image = flat_srgb(image)
+    if (job.img.width, job.img.height) != (g.width, g.height):
+        job.steps.append("resize")
+
+
+def trim(job: _Job) -> None:
+    """Cut the product's box out of the working copy and scale it to the planned size.
+
+    The box ``measure`` found on its small copy is a few pixels generous (rounded outwards);
+    ``find_trim`` runs again on that cut, at the working copy's scale, so the product fills the
+    canvas as planned to the pixel. Its larger side is then the plan's, or less if the sharper
+    box is smaller than that in the original's pixels (never enlarged beyond the original).
+    """
+    assert job.geometry is not None and job.plan is not None
+    if not job.plan.pad:
+        return
+    g, image = job.geometry, job.img
+    sx, sy = image.width / g.width, image.height / g.height
+    left, top = math.floor(g.bbox.left * sx), math.floor(g.bbox.top * sy)
+    right = min(image.width, math.ceil((g.bbox.left + g.bbox.width) * sx))
+    bottom = min(image.height, math.ceil((g.bbox.top + g.bbox.height) * sy))
+    image = image.crop(left, top, right - left, bottom - top).copy_memory()
+    x, y, w, h = image.find_trim(threshold=TOLERANCE, background=list(g.border))
+    if w > 0 and h > 0:
+        image = image.crop(x, y, w, h)
+        left, top, right, bottom = left + x, top + y, left + x + w, top + y + h
+    if (left, top, right, bottom) != (0, 0, job.img.width, job.img.height):
+        job.steps.append("trim")
+    longest = max(image.width, image.height)
+    target = min(max(job.plan.product), math.floor(longest / max(sx, sy)))
+    pw = max(1, round(image.width * target / longest))
+    ph = max(1, round(image.height * target / longest))
+    if (image.width, image.height) != (pw, ph):
+        image = image.thumbnail_image(pw, height=ph, size="force")
+    job.image = image.copy_memory()
+
+
+def whiten(job: _Job) -> None:
+    """Make the background pure white: pixels near the border colour (or already near 255)
+    that are connected to the edge of the frame become (255, 255, 255).
+
+    A flood fill from the frame, not a threshold: the inside of a white or light product is
+    enclosed by the product's own edge, so it keeps its colour.
+    """
+    assert job.geometry is not None and job.plan is not None
+    if not job.plan.pad:
+        return
+    image = job.img
+    w, h = image.width, image.height
+    mask = near(image, job.geometry.border, TOLERANCE) | (image >= WHITE_MIN).bandand()
+    framed = mask.embed(1, 1, w + 2, h + 2, extend="background", background=[255])
+    flooded = framed.draw_flood([128], 0, 0, equal=True)
+    background = flooded.crop(1, 1, w, h) == 128
+    job.image = background.ifthenelse([255, 255, 255], image)
+    job.steps.append("whiten")
+
+
+def pad(job: _Job) -> None:
+    """Centre the product on the planned square canvas of pure white."""
+    assert job.plan is not None
+    if not job.plan.pad:
+        return
+    p, image = job.plan, job.img
+    if (image.width, image.height) != (p.width, p.height):
+        job.image = image.embed(
+            (p.width - image.width) // 2, (p.height - image.height) // 2, p.width, p.height,
+            extend="background", background=[255, 255, 255],
+        )
+        job.steps.append("pad")
+
+
+def encode(job: _Job) -> None:
+    """Encode in the channel's format without metadata; under ``max_bytes`` if it has one.
+
+    The quality goes down ``QUALITIES`` first; if the lowest is still over, the sides are
+    reduced by the square root of the overshoot (with 5 % to spare) and the qualities tried
+    again, at most ``MAX_SHRINKS`` times and never below ``min_side``.
+    """
+    profile, fmt = job.profile, job.profile.output
+    limit = profile.max_bytes or None
+    qualities: tuple[int | None, ...] = QUALITIES if fmt in ("jpeg", "webp") else (None,)
+    image = job.img.copy_memory()
+    for shrink in range(MAX_SHRINKS + 1):
+        for quality in qualities:
+            job.out, job.quality = _save(image, fmt, quality or QUALITIES[0]), quality
+            if limit is None or len(job.out) <= limit:
+                job.image = image
+                return
+            if "quality" not in job.steps and len(qualities) > 1:
+                job.steps.append("quality")
+        floor = profile.min_side or 1
+        scale = max(0.5, math.sqrt(limit / len(job.out)) * 0.95)
+        scale = max(scale, floor / min(image.width, image.height))
+        if shrink == MAX_SHRINKS or scale >= 1:
+            break
+        width = max(1, math.floor(image.width * scale))
+        height = max(1, math.floor(image.height * scale))
+        image = image.thumbnail_image(width, height=height, size="force").copy_memory()
+        if "shrink" not in job.steps:
+            job.steps.append("shrink")
+    job.image = image
+    job.findings.append(Finding(
+        OVER_MAX_BYTES,
+        f"The photo is still {len(job.out):,} bytes at the lowest quality; {profile.name} takes "
+        f"at most {limit:,}.",
+        {"size": len(job.out), "max_bytes": limit},
+    ))
+
+
+def check_bytes(job: _Job) -> None:
+    if job.profile.min_bytes and len(job.out) < job.profile.min_bytes:
+        job.findings.append(Finding(
+            UNDER_MIN_BYTES,
+            f"The file is {len(job.out):,} bytes; {job.profile.name} wants at least "
+            f"{job.profile.min_bytes:,}.",
+            {"size": len(job.out), "min_bytes": job.profile.min_bytes},
+        ))
+
+
+STEPS: tuple[Callable[[_Job], None], ...] = (
+    measure_step, plan_step, load, trim, whiten, pad, encode, check_bytes,
+)
+
+
+def render_for_channel(source: bytes, profile: Profile, *, main: bool,
+                       limits: QCLimits | None = None) -> Rendition:
+    """The rendition of an encoded photo for ``profile``'s channel (synchronous, CPU-bound:
+    run it in the render thread pool).
+
+    ``main``: the photo is the product's first (position 1), the one ``white_main`` applies to;
+    the others are trimmed, padded and fit the same way but never flagged for their background.
+    ``limits``: the upload limits the file is checked against before any pixel is decoded
+    (default ``QCLimits()``): AppError 413/415/422 as ``probe`` raises them. A file libvips
+    fails on after that raises AppError 500 ``render_failed``.
+
+    The output is deterministic for a given source, profile and ``RENDITION_VERSION``.
+    """
+    job = _Job(source, profile, main, limits or QCLimits())
+    try:
+        for step in STEPS:
+            step(job)
+    except pyvips.Error:
+        raise AppError(500, "render_failed", "The image could not be rendered.") from None
+    assert job.geometry is not None
+    return Rendition(
+        data=job.out,
+        format=profile.output,
+        width=job.img.width,
+        height=job.img.height,
+        quality=job.quality,
+        findings=tuple(job.findings),
+        geometry=job.geometry,
+        steps=tuple(job.steps),
+    )
