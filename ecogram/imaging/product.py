@@ -153,16 +153,20 @@ def measure_image(image: pyvips.Image, width: int | None = None,
     return Geometry(width, height, bbox, background, border, fill, width == height)
 
 
-def _load_small(data: bytes, limits: QCLimits) -> tuple[pyvips.Image, int, int]:
+# Decode failing on damage: a truncated original must not become a channel photo with a grey
+# band (libvips' default fills what is missing).
+_LOAD_OPTIONS = "fail_on=error"
+
+
+def _load_small(data: bytes, limits: QCLimits) -> tuple[pyvips.Image, pyvips.Image]:
     """Header checks (``probe.read_header``: bytes, type, pixels, frames), then a copy at most
-    ``MEASURE_SIDE`` long decoded with shrink-on-load, upright and sRGB; and the upright size."""
+    ``MEASURE_SIDE`` long decoded with shrink-on-load, upright and sRGB; and the header."""
     _kind, header = read_header(data, limits)
-    width, height = _upright_size(header)
     small = pyvips.Image.thumbnail_buffer(
         data, MEASURE_SIDE, height=MEASURE_SIDE, size="down", no_rotate=False,
-        **_colour_kwargs(header),
+        option_string=_LOAD_OPTIONS, **_colour_kwargs(header),
     )
-    return small, width, height
+    return small.copy_memory(), header
 
 
 def measure(source: bytes | pyvips.Image, *, limits: QCLimits | None = None) -> Geometry:
@@ -176,8 +180,8 @@ def measure(source: bytes | pyvips.Image, *, limits: QCLimits | None = None) -> 
     if isinstance(source, pyvips.Image):
         return measure_image(source)
     try:
-        small, width, height = _load_small(source, limits or QCLimits())
-        return measure_image(small, width, height)
+        small, header = _load_small(source, limits or QCLimits())
+        return measure_image(small, *_upright_size(header))
     except pyvips.Error:
         raise AppError(
             422, "damaged_image", "The file is damaged or incomplete and cannot be read as an "
@@ -353,8 +357,8 @@ class _Job:
 
 def measure_step(job: _Job) -> None:
     """Header checks with the upload limits, then ``measure`` on a small upright sRGB copy."""
-    small, width, height = _load_small(job.data, job.limits)
-    job.geometry = measure_image(small, width, height)
+    small, job.header = _load_small(job.data, job.limits)
+    job.geometry = measure_image(small, *_upright_size(job.header))
 
 
 def plan_step(job: _Job) -> None:
@@ -369,19 +373,20 @@ def load(job: _Job) -> None:
     For a fit this is the output size itself. For a pad it is the size at which the product's
     box is (just over) the size it will have in the output; the crop is then exact.
     """
-    assert job.geometry is not None and job.plan is not None
+    assert job.geometry is not None and job.plan is not None and job.header is not None
     g, p = job.geometry, job.plan
-    header = pyvips.Image.new_from_buffer(job.data, "")
+    colour = _colour_kwargs(job.header)
     if not p.pad:
         image = pyvips.Image.thumbnail_buffer(
             job.data, p.width, height=p.height, size="force", no_rotate=False,
-            **_colour_kwargs(header),
+            option_string=_LOAD_OPTIONS, **colour,
         )
     else:
         scale = max(p.product) / max(g.bbox.width, g.bbox.height)
         side = min(max(g.width, g.height), math.ceil(max(g.width, g.height) * scale) + 2)
         image = pyvips.Image.thumbnail_buffer(
-            job.data, side, height=side, size="down", no_rotate=False, **_colour_kwargs(header),
+            job.data, side, height=side, size="down", no_rotate=False,
+            option_string=_LOAD_OPTIONS, **colour,
         )
     job.image = flat_srgb(image)
     if (job.img.width, job.img.height) != (g.width, g.height):

@@ -382,6 +382,14 @@ def test_rendition_is_deterministic_and_errors_are_app_errors(
         render_for_channel(source, profiles["shopee"], main=True,
                            limits=QCLimits(max_bytes=1000))
     assert caught.value.status == 413
+    # A truncated file is refused, not rendered with a grey band where its end is missing.
+    truncated = (IMAGES / "hostile" / "truncated_jpeg.jpg").read_bytes()
+    with pytest.raises(AppError) as caught:
+        render_for_channel(truncated, profiles["shopee"], main=True)
+    assert (caught.value.status, caught.value.code) == (500, "render_failed")
+    with pytest.raises(AppError) as caught:
+        measure(truncated)
+    assert (caught.value.status, caught.value.code) == (422, "damaged_image")
 
 
 # --- plan_rendition (no pixels) ----------------------------------------------------------------
