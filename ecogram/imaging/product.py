@@ -13,9 +13,9 @@ Definitions (the figures are module constants, so readiness and renditions agree
   the bands within ``MAX_CHROMA`` of each other (light and grey: off-white paper, a lit cyclorama);
   ``other`` for everything else (a grey or coloured sweep, a lifestyle shot, a product cut by the
   frame on most of its border).
-- **bbox**: the product's box against the border colour (libvips ``find_trim`` with
-  ``TOLERANCE`` as threshold), in pixels of the upright photo. For ``other`` there is no
-  background to trim against: the bbox is the whole frame.
+- **bbox**: the product's box against the border colour (``product_box``: the pixels further
+  than ``TOLERANCE`` from it, as libvips' ``find_trim`` finds them), in pixels of the upright
+  photo. For ``other`` there is no background to trim against: the bbox is the whole frame.
 - **fill**: the product's larger dimension over the side of the square the photo would be padded
   to, ``max(bbox w, h) / max(width, height)`` — how Amazon ("the product fills 85 % of the
   frame") and Mercado Livre (95 %) state it: a share of the frame's side, not of its area.
@@ -116,6 +116,22 @@ def near(image: pyvips.Image, colour: tuple[int, int, int], tolerance: int) -> p
     return ((image - list(colour)).abs() <= tolerance).bandand()
 
 
+def product_box(image: pyvips.Image, colour: tuple[int, int, int]) -> Box | None:
+    """The box of the pixels that differ from ``colour`` by more than ``TOLERANCE`` on some
+    band, ignoring rows and columns where only one pixel does (JPEG specks); None if none do.
+
+    libvips' ``find_trim`` answers the same question but runs a 3x3 median filter first: 12 ms
+    on a 512-px copy and 170 ms on a 2 MP cut, where these two projections take 2 and 25 ms.
+    """
+    counts = (near(image, colour, TOLERANCE) == 0) / 255
+    columns, rows = counts.project()
+    xs = [i for i, n in enumerate(columns.tolist()[0]) if n > 1]
+    ys = [i for i, row in enumerate(rows.tolist()) if row[0] > 1]
+    if not xs or not ys:
+        return None
+    return Box(xs[0], ys[0], xs[-1] + 1 - xs[0], ys[-1] + 1 - ys[0])
+
+
 def _classify(image: pyvips.Image) -> tuple[str, tuple[int, int, int]]:
     strip = _border_strip(image).copy_memory()
     colour = tuple(int(strip.extract_band(b).percent(50)) for b in range(3))
@@ -140,15 +156,14 @@ def measure_image(image: pyvips.Image, width: int | None = None,
     small = small.copy_memory()
     background, border = _classify(small)
     bbox = Box(0, 0, width, height)
-    if background != OTHER:
-        left, top, w, h = small.find_trim(threshold=TOLERANCE, background=list(border))
-        if w > 0 and h > 0:
-            # Back to the original's pixels, rounded outwards so no product pixel is cut.
-            sx, sy = width / small.width, height / small.height
-            x0, y0 = math.floor(left * sx), math.floor(top * sy)
-            x1 = min(width, math.ceil((left + w) * sx))
-            y1 = min(height, math.ceil((top + h) * sy))
-            bbox = Box(x0, y0, x1 - x0, y1 - y0)
+    found = product_box(small, border) if background != OTHER else None
+    if found is not None:
+        # Back to the original's pixels, rounded outwards so no product pixel is cut.
+        sx, sy = width / small.width, height / small.height
+        x0, y0 = math.floor(found.left * sx), math.floor(found.top * sy)
+        x1 = min(width, math.ceil((found.left + found.width) * sx))
+        y1 = min(height, math.ceil((found.top + found.height) * sy))
+        bbox = Box(x0, y0, x1 - x0, y1 - y0)
     fill = max(bbox.width, bbox.height) / max(width, height)
     return Geometry(width, height, bbox, background, border, fill, width == height)
 
@@ -397,7 +412,7 @@ def trim(job: _Job) -> None:
     """Cut the product's box out of the working copy and scale it to the planned size.
 
     The box ``measure`` found on its small copy is a few pixels generous (rounded outwards);
-    ``find_trim`` runs again on that cut, at the working copy's scale, so the product fills the
+    ``product_box`` runs again on that cut, at the working copy's scale, so the product fills the
     canvas as planned to the pixel. Its larger side is then the plan's, or less if the sharper
     box is smaller than that in the original's pixels (never enlarged beyond the original).
     """
@@ -410,10 +425,11 @@ def trim(job: _Job) -> None:
     right = min(image.width, math.ceil((g.bbox.left + g.bbox.width) * sx))
     bottom = min(image.height, math.ceil((g.bbox.top + g.bbox.height) * sy))
     image = image.crop(left, top, right - left, bottom - top).copy_memory()
-    x, y, w, h = image.find_trim(threshold=TOLERANCE, background=list(g.border))
-    if w > 0 and h > 0:
-        image = image.crop(x, y, w, h)
-        left, top, right, bottom = left + x, top + y, left + x + w, top + y + h
+    found = product_box(image, g.border)
+    if found is not None:
+        image = image.crop(found.left, found.top, found.width, found.height)
+        left, top = left + found.left, top + found.top
+        right, bottom = left + found.width, top + found.height
     if (left, top, right, bottom) != (0, 0, job.img.width, job.img.height):
         job.steps.append("trim")
     longest = max(image.width, image.height)

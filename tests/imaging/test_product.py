@@ -30,6 +30,7 @@ from ecogram.imaging.product import (
     Geometry,
     measure,
     plan_rendition,
+    product_box,
     render_for_channel,
 )
 from ecogram.imaging.vips import configure
@@ -129,6 +130,14 @@ def test_measure_is_upright_and_deterministic() -> None:
     # Turned a quarter clockwise: the stored top-left box lands top-right.
     assert first.bbox.left > 400 and first.bbox.top < 200
     assert measure(data) == first
+
+
+def test_product_box_ignores_lone_specks() -> None:
+    image = product_on([255, 255, 255], 400, 300, (100, 80, 120, 90))
+    image = image.draw_rect([0, 0, 0], 10, 10, 1, 1, fill=True)  # a speck of dust
+    image = image.draw_rect([0, 0, 0], 390, 250, 1, 1, fill=True)
+    assert product_box(image, (255, 255, 255)) == Box(100, 80, 120, 90)
+    assert product_box(canvas(50, 50, [255, 255, 255]), (255, 255, 255)) is None
 
 
 def test_measure_applies_the_upload_limits() -> None:
