@@ -239,12 +239,15 @@ class Finding:
 class RenditionPlan:
     """Sizes and treatment of one rendition, decided from the geometry alone.
 
-    ``pad``: whiten the background, trim to the product's bbox, scale it to ``product`` and
-    centre it on a ``width`` x ``height`` (square) white canvas. Otherwise the whole photo is
-    scaled to ``width`` x ``height``. Neither ever enlarges the original's pixels.
+    ``pad``: trim to the product's bbox, scale it to ``product`` and centre it on a ``width`` x
+    ``height`` (square) white canvas. Otherwise the whole photo is scaled to ``width`` x
+    ``height``. Neither ever enlarges the original's pixels. ``whiten``: the white or near-white
+    background becomes pure white (always with ``pad``, so the canvas has no seam; without it,
+    for the main photo of a ``white_main`` channel).
     """
 
     pad: bool
+    whiten: bool
     width: int
     height: int
     product: tuple[int, int]  # the product's size in the output (the whole photo when not pad)
@@ -280,12 +283,17 @@ def _fit(width: int, height: int, long_side: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def _too_small(width: int, height: int, profile: Profile) -> Finding:
+def _too_small(width: int, height: int, profile: Profile, limited_by: str) -> Finding:
+    """``limited_by``: ``detail`` (more would enlarge the photo) or ``max_side`` (the channel's
+    largest side, with the photo's aspect, leaves the short side under min_side)."""
+    why = ("without enlarging it" if limited_by == "detail"
+           else f"within its largest side of {profile.max_side}")
     return Finding(
         TOO_SMALL,
-        f"The photo gives {width}x{height} pixels for {profile.name} without enlarging it; "
-        f"{profile.name} needs at least {profile.min_side} on the shortest side.",
-        {"width": width, "height": height, "min_side": profile.min_side},
+        f"The photo gives {width}x{height} pixels for {profile.name} {why}; {profile.name} "
+        f"needs at least {profile.min_side} on the shortest side.",
+        {"width": width, "height": height, "min_side": profile.min_side,
+         "limited_by": limited_by},
     )
 
 
@@ -296,8 +304,9 @@ def plan_rendition(geometry: Geometry, profile: Profile, *, main: bool) -> Rendi
       ``recommended`` side (capped by ``max_side`` and ``max_pixels``) and the product's larger
       side ``fill`` of it; when that would enlarge the product, the canvas is the largest side
       at which it does not (``product long side / fill``).
-    - Otherwise: fit. The long side is ``recommended`` (capped likewise), raised when that would
-      put the short side under ``min_side``, and never above the photo's own.
+    - Otherwise: fit. The main photo of a ``white_main`` channel on a white or near-white
+      background is whitened in place. The long side is ``recommended`` (capped likewise),
+      raised when that would put the short side under ``min_side``, never above the photo's.
     - Findings: ``too_small`` (shortest output side under ``min_side``), ``background_not_white``
       (main photo of a ``white_main`` channel on an other background), ``not_square`` (a square
       channel and a photo that is fit, not padded, and is not square).
@@ -325,8 +334,8 @@ def plan_rendition(geometry: Geometry, profile: Profile, *, main: bool) -> Rendi
         scale = target / longest
         product = (min(side, max(1, round(bw * scale))), min(side, max(1, round(bh * scale))))
         if profile.min_side and side < profile.min_side:
-            findings.append(_too_small(side, side, profile))
-        return RenditionPlan(True, side, side, product, fill, tuple(findings))
+            findings.append(_too_small(side, side, profile, "detail"))
+        return RenditionPlan(True, True, side, side, product, fill, tuple(findings))
     width, height = geometry.width, geometry.height
     out = _fit(width, height, cap)
     if profile.min_side and min(out) < profile.min_side:
@@ -335,7 +344,8 @@ def plan_rendition(geometry: Geometry, profile: Profile, *, main: bool) -> Rendi
         if profile.max_pixels and out[0] * out[1] > profile.max_pixels:
             out = _fit(width, height, cap)
     if profile.min_side and min(out) < profile.min_side:
-        findings.append(_too_small(*out, profile))
+        limited_by = "detail" if min(width, height) < profile.min_side else "max_side"
+        findings.append(_too_small(*out, profile, limited_by))
     if profile.square and out[0] != out[1]:
         findings.append(Finding(
             NOT_SQUARE,
@@ -343,7 +353,8 @@ def plan_rendition(geometry: Geometry, profile: Profile, *, main: bool) -> Rendi
             "padded, since its background is not white.",
             {"width": out[0], "height": out[1]},
         ))
-    return RenditionPlan(False, out[0], out[1], out, None, tuple(findings))
+    whiten = main and profile.white_main and geometry.background != OTHER
+    return RenditionPlan(False, whiten, out[0], out[1], out, None, tuple(findings))
 
 
 # --- steps --------------------------------------------------------------------------------------
@@ -449,9 +460,9 @@ def whiten(job: _Job) -> None:
     enclosed by the product's own edge, so it keeps its colour.
     """
     assert job.geometry is not None and job.plan is not None
-    if not job.plan.pad:
+    if not job.plan.whiten:
         return
-    image = job.img
+    image = job.img.copy_memory()  # read twice below; a fit comes straight from the decoder
     w, h = image.width, image.height
     mask = near(image, job.geometry.border, TOLERANCE) | (image >= WHITE_MIN).bandand()
     framed = mask.embed(1, 1, w + 2, h + 2, extend="background", background=[255])

@@ -229,6 +229,21 @@ def test_whitening_spares_the_inside_of_a_light_product(profiles: dict[str, Prof
     assert close(colour_at(out, middle, middle), OFF_WHITE, 3)
 
 
+def test_white_main_without_square_whitens_in_place(profiles: dict[str, Profile]) -> None:
+    # An operator's channel that wants the main photo on white but not square.
+    profile = replace(profiles["amazon_br"], square=False)
+    source = jpeg(product_on(OFF_WHITE, 1600, 1200, (500, 200, 400, 700)))
+    main = render_for_channel(source, profile, main=True)
+    out = decode(main.data)
+    assert (out.width, out.height) == (1600, 1200) and main.findings == ()
+    assert "whiten" in main.steps and not {"trim", "pad"} & set(main.steps)
+    assert corners(out) == [[255, 255, 255]] * 4
+    assert around(non_white_box(out), Box(500, 200, 400, 700), slack=4)
+    # The other photos keep their sheet: nothing asks them to be white.
+    other = decode(render_for_channel(source, profile, main=False).data)
+    assert all(close(corner, OFF_WHITE, 3) for corner in corners(other))
+
+
 def test_grey_sweep_is_left_alone_and_flagged(profiles: dict[str, Profile]) -> None:
     source = jpeg(product_on(GREY, 1600, 1200, (500, 200, 400, 700)))
     rendition = render_for_channel(source, profiles["amazon_br"], main=True)
@@ -255,6 +270,7 @@ def test_too_small_for_magalu_is_flagged_and_not_enlarged(profiles: dict[str, Pr
     assert rendition.codes == (TOO_SMALL,)
     finding = rendition.findings[0]
     assert finding.details["min_side"] == 1000 and finding.details["width"] < 1000
+    assert finding.details["limited_by"] == "detail"
     out = decode(rendition.data)
     # Padded to the channel's fill around the product's own pixels: 280 / 0.85 = 329.
     assert out.width == out.height == finding.details["width"] == 329
@@ -440,6 +456,13 @@ def test_plan_fits_other_backgrounds_and_keeps_min_side(profiles: dict[str, Prof
     # max_side), 750 high, still too small, flagged rather than enlarged.
     assert not plan.pad and (plan.width, plan.height) == (1500, 750)
     assert [f.code for f in plan.findings] == [BACKGROUND_NOT_WHITE, TOO_SMALL, NOT_SQUARE]
+    assert plan.findings[1].details["limited_by"] == "max_side"
+    # A photo with too few pixels of its own is limited by its detail.
+    tiny = plan_rendition(geometry(1200, 800, (0, 0, 1200, 800), OTHER), profiles["magalu"],
+                          main=False)
+    assert (tiny.width, tiny.height) == (1200, 800)
+    assert [f.code for f in tiny.findings] == [TOO_SMALL, NOT_SQUARE]
+    assert tiny.findings[0].details["limited_by"] == "detail"
     # A channel without a square or white rule: only fit, nothing to say.
     google = plan_rendition(lifestyle, profiles["google"], main=True)
     assert (google.width, google.height) == (1500, 750) and google.findings == ()
