@@ -21,11 +21,14 @@ Definitions (the figures are module constants, so readiness and renditions agree
   frame") and Mercado Livre (95 %) state it: a share of the frame's side, not of its area.
 
 ``render_for_channel`` then makes what a channel should receive (issue 13), as small steps over
-a job like ``pipeline.render``: load with the upload limits (upright, sRGB, alpha flattened on
-white), measure, plan (a pure function: ``plan_rendition``), load the working copy with
-shrink-on-load, whiten + trim + pad onto a square (a white or near-white background on a square
-channel) or fit (anything else), encode without metadata, lowering the quality and then the size
-until the file is under the channel's byte limit. What rendering cannot fix is a ``Finding``.
+a job like ``pipeline.render``: check the header against the upload limits, decode once at the
+channel's side with shrink-on-load (upright, sRGB, alpha flattened on white), measure that copy
+with the same ``measure_image`` (so readiness and renditions agree, to the rounding of two
+downscales), plan (a pure function: ``plan_rendition``), decode again larger only if the plan
+needs it; then whiten + trim + pad onto a square (a white or near-white background on a square
+channel) or fit (anything else; the main photo of a white-main channel is whitened in place);
+encode without metadata, lowering the quality and then the size until the file is under the
+channel's byte limit. What rendering cannot fix is a ``Finding``.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from ecogram.imaging.probe import QCLimits, read_header
 WHITE, NEAR_WHITE, OTHER = "white", "near_white", "other"
 BACKGROUNDS = (WHITE, NEAR_WHITE, OTHER)
 
-MEASURE_SIDE = 512  # measure on a copy at most this long: the bbox is within a pixel of it
+MEASURE_SIDE = 512  # measure on a copy at most this long: the bbox is within one of its pixels
 BORDER_SHARE = 0.01  # border band: 1 % of each side (at least one pixel)
 TOLERANCE = 12  # a pixel within this of the border colour, on every band, is background
 UNIFORM_SHARE = 0.85  # share of border pixels near the border colour for a uniform background
@@ -189,8 +192,9 @@ def measure(source: bytes | pyvips.Image, *, limits: QCLimits | None = None) -> 
 
     ``source`` is an encoded file (checked against ``limits`` first: AppError 413/415/422 as
     ``probe`` raises them; 422 ``damaged_image`` if libvips cannot decode it) or an upright
-    decoded image. Pure and deterministic; it works on a copy at most 512 px long, so a 12 MP
-    JPEG costs a shrink-on-load decode and a few milliseconds.
+    decoded image. Pure and deterministic; it works on a copy at most 512 px long decoded with
+    shrink-on-load: 15-40 ms of CPU for the bench photos (10 MP camera JPEG: 34 ms), most of it
+    the JPEG's entropy decoding.
     """
     if isinstance(source, pyvips.Image):
         return measure_image(source)
@@ -215,7 +219,7 @@ MAX_SHRINKS = 3  # then the sides are reduced, at most this many times, never be
 
 # Finding codes (stable: readiness, exports and the API show them). None is fixable by
 # rendering: each needs a better photo (or, for over_max_bytes, a channel that takes more).
-TOO_SMALL = "too_small"  # the channel's min_side cannot be reached without enlarging
+TOO_SMALL = "too_small"  # min_side not reached without enlarging (or within max_side)
 BACKGROUND_NOT_WHITE = "background_not_white"  # main photo, white_main channel, other background
 NOT_SQUARE = "not_square"  # square channel, photo left alone (other background)
 OVER_MAX_BYTES = "over_max_bytes"  # still over max_bytes at the lowest quality and min_side
@@ -252,6 +256,7 @@ class RenditionPlan:
     height: int
     product: tuple[int, int]  # the product's size in the output (the whole photo when not pad)
     fill: float | None  # the target fill when pad
+    frame: int  # long side of the whole upright photo to cut the output from (decode size)
     findings: tuple[Finding, ...]
 
 
@@ -283,6 +288,17 @@ def _fit(width: int, height: int, long_side: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+def channel_side(profile: Profile) -> int:
+    """The largest side a rendition for ``profile`` is made at: ``recommended``, capped by
+    ``max_side`` and ``max_pixels`` (``min_side`` may raise a fit's long side above it)."""
+    cap = profile.recommended
+    if profile.max_side:
+        cap = min(cap, profile.max_side)
+    if profile.max_pixels:
+        cap = min(cap, math.isqrt(profile.max_pixels))
+    return cap
+
+
 def _too_small(width: int, height: int, profile: Profile, limited_by: str) -> Finding:
     """``limited_by``: ``detail`` (more would enlarge the photo) or ``max_side`` (the channel's
     largest side, with the photo's aspect, leaves the short side under min_side)."""
@@ -311,11 +327,7 @@ def plan_rendition(geometry: Geometry, profile: Profile, *, main: bool) -> Rendi
       (main photo of a ``white_main`` channel on an other background), ``not_square`` (a square
       channel and a photo that is fit, not padded, and is not square).
     """
-    cap = profile.recommended
-    if profile.max_side:
-        cap = min(cap, profile.max_side)
-    if profile.max_pixels:
-        cap = min(cap, math.isqrt(profile.max_pixels))
+    cap = channel_side(profile)
     findings: list[Finding] = []
     if main and profile.white_main and geometry.background == OTHER:
         findings.append(Finding(
@@ -335,7 +347,9 @@ def plan_rendition(geometry: Geometry, profile: Profile, *, main: bool) -> Rendi
         product = (min(side, max(1, round(bw * scale))), min(side, max(1, round(bh * scale))))
         if profile.min_side and side < profile.min_side:
             findings.append(_too_small(side, side, profile, "detail"))
-        return RenditionPlan(True, True, side, side, product, fill, tuple(findings))
+        photo = max(geometry.width, geometry.height)
+        frame = min(photo, math.ceil(photo * scale) + 2)  # 2 px to spare for the rounding
+        return RenditionPlan(True, True, side, side, product, fill, frame, tuple(findings))
     width, height = geometry.width, geometry.height
     out = _fit(width, height, cap)
     if profile.min_side and min(out) < profile.min_side:
@@ -354,7 +368,7 @@ def plan_rendition(geometry: Geometry, profile: Profile, *, main: bool) -> Rendi
             {"width": out[0], "height": out[1]},
         ))
     whiten = main and profile.white_main and geometry.background != OTHER
-    return RenditionPlan(False, whiten, out[0], out[1], out, None, tuple(findings))
+    return RenditionPlan(False, whiten, out[0], out[1], out, None, max(out), tuple(findings))
 
 
 # --- steps --------------------------------------------------------------------------------------
@@ -367,6 +381,7 @@ class _Job:
     main: bool
     limits: QCLimits
     header: pyvips.Image | None = None
+    size: tuple[int, int] = (0, 0)  # the original's, upright
     geometry: Geometry | None = None
     plan: RenditionPlan | None = None
     image: pyvips.Image | None = None
@@ -381,10 +396,33 @@ class _Job:
         return self.image
 
 
+def _decode(job: _Job, long_side: int) -> pyvips.Image:
+    """The whole photo with its long side ``long_side`` (never enlarged), decoded with
+    shrink-on-load, upright, sRGB, alpha flattened on white, in memory."""
+    assert job.header is not None
+    image = pyvips.Image.thumbnail_buffer(
+        job.data, long_side, height=long_side, size="down", no_rotate=False,
+        option_string=_LOAD_OPTIONS, **_colour_kwargs(job.header),
+    )
+    return flat_srgb(image).copy_memory()
+
+
+def load(job: _Job) -> None:
+    """Header checks with the upload limits, then one decode at the channel's side.
+
+    That is all a fit needs (unless ``min_side`` raises its long side), and all a pad needs
+    when the product fills at least the channel's share of the frame; ``reload`` decodes again
+    for the rest. One decode, not a small one to measure and another to render: the JPEG's
+    entropy decoding, the same at any shrink, is most of a decode's cost.
+    """
+    _kind, job.header = read_header(job.data, job.limits)
+    job.size = _upright_size(job.header)
+    job.image = _decode(job, min(max(job.size), channel_side(job.profile)))
+
+
 def measure_step(job: _Job) -> None:
-    """Header checks with the upload limits, then ``measure`` on a small upright sRGB copy."""
-    small, job.header = _load_small(job.data, job.limits)
-    job.geometry = measure_image(small, *_upright_size(job.header))
+    """``measure_image`` on the decoded copy (downsized to 512 px in memory)."""
+    job.geometry = measure_image(job.img, *job.size)
 
 
 def plan_step(job: _Job) -> None:
@@ -393,29 +431,25 @@ def plan_step(job: _Job) -> None:
     job.findings.extend(job.plan.findings)
 
 
-def load(job: _Job) -> None:
-    """Decode once more, shrunk on load only as far as the plan allows: upright, sRGB, flat.
+def reload(job: _Job) -> None:
+    """Decode again, larger, when the plan needs more of the photo than the first decode kept
+    (a small product in a big frame; a fit raised to reach ``min_side``) and the original has
+    more."""
+    assert job.plan is not None
+    have = max(job.img.width, job.img.height)
+    if job.plan.frame > have and have < max(job.size):
+        job.image = _decode(job, job.plan.frame)
 
-    For a fit this is the output size itself. For a pad it is the size at which the product's
-    box is (just over) the size it will have in the output; the crop is then exact.
-    """
-    assert job.geometry is not None and job.plan is not None and job.header is not None
-    g, p = job.geometry, job.plan
-    colour = _colour_kwargs(job.header)
-    if not p.pad:
-        image = pyvips.Image.thumbnail_buffer(
-            job.data, p.width, height=p.height, size="force", no_rotate=False,
-            option_string=_LOAD_OPTIONS, **colour,
-        )
-    else:
-        scale = max(p.product) / max(g.bbox.width, g.bbox.height)
-        side = min(max(g.width, g.height), math.ceil(max(g.width, g.height) * scale) + 2)
-        image = pyvips.Image.thumbnail_buffer(
-            job.data, side, height=side, size="down", no_rotate=False,
-            option_string=_LOAD_OPTIONS, **colour,
-        )
-    job.image = flat_srgb(image)
-    if (job.img.width, job.img.height) != (g.width, g.height):
+
+def fit(job: _Job) -> None:
+    """Scale the whole photo to the planned size (a pad scales only the product, in trim)."""
+    assert job.plan is not None
+    if job.plan.pad:
+        return
+    size = (job.plan.width, job.plan.height)
+    if (job.img.width, job.img.height) != size:
+        job.image = job.img.thumbnail_image(size[0], height=size[1], size="force")
+    if size != job.size:
         job.steps.append("resize")
 
 
@@ -444,7 +478,10 @@ def trim(job: _Job) -> None:
     if (left, top, right, bottom) != (0, 0, job.img.width, job.img.height):
         job.steps.append("trim")
     longest = max(image.width, image.height)
-    target = min(max(job.plan.product), math.floor(longest / max(sx, sy)))
+    original = math.floor(longest / max(sx, sy))  # the product's long side in the original
+    target = min(max(job.plan.product), original)
+    if target != original:
+        job.steps.append("resize")
     pw = max(1, round(image.width * target / longest))
     ph = max(1, round(image.height * target / longest))
     if (image.width, image.height) != (pw, ph):
@@ -535,7 +572,7 @@ def check_bytes(job: _Job) -> None:
 
 
 STEPS: tuple[Callable[[_Job], None], ...] = (
-    measure_step, plan_step, load, trim, whiten, pad, encode, check_bytes,
+    load, measure_step, plan_step, reload, fit, trim, whiten, pad, encode, check_bytes,
 )
 
 

@@ -215,6 +215,11 @@ def test_off_white_product_is_padded_on_pure_white_to_the_channel_fill(
     assert abs(box.top + box.height / 2 - side / 2) <= 3
     assert abs(box.width / box.height - 1283 / 2200) < 0.02
     assert close(colour_at(out, side // 2 - 4, box.top + 10), PRODUCT, 8)
+    # The rendition decided from the same geometry readiness reads with measure().
+    alone = measure(source)
+    assert rendition.geometry.background == alone.background
+    assert around(rendition.geometry.bbox, Box(800, 200, 1283, 2200), slack=8)
+    assert abs(rendition.geometry.fill - alone.fill) < 0.005
 
 
 def test_whitening_spares_the_inside_of_a_light_product(profiles: dict[str, Profile]) -> None:
