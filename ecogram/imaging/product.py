@@ -33,6 +33,7 @@ channel's byte limit. What rendering cannot fix is a ``Finding``.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ import pyvips
 from ecogram.channels import Profile
 from ecogram.errors import AppError
 from ecogram.imaging.options import CONTENT_TYPES
-from ecogram.imaging.pipeline import _colour_kwargs, _save, _upright_size
+from ecogram.imaging.pipeline import MAX_OUTPUT_SIDE, _colour_kwargs, _save, _upright_size
 from ecogram.imaging.probe import QCLimits, read_header
 
 WHITE, NEAR_WHITE, OTHER = "white", "near_white", "other"
@@ -296,7 +297,21 @@ def channel_side(profile: Profile) -> int:
         cap = min(cap, profile.max_side)
     if profile.max_pixels:
         cap = min(cap, math.isqrt(profile.max_pixels))
-    return cap
+    return min(cap, MAX_OUTPUT_SIDE)
+
+
+# The profile fields a rendition's bytes and findings depend on.
+_KEY_FIELDS = ("name", "output", "min_side", "max_side", "recommended", "max_bytes", "min_bytes",
+               "max_pixels", "square", "white_main", "fill")
+
+
+def rendition_key(profile: Profile, *, main: bool) -> str:
+    """A name for the rendition of one photo for ``profile``, for caches and stored files:
+    ``r{RENDITION_VERSION}-{channel}-{main|other}-{12 hex}``, the hex a digest of the profile
+    fields the output depends on, so an operator's changed profile is not served stale."""
+    values = "|".join(repr(getattr(profile, name)) for name in _KEY_FIELDS)
+    digest = hashlib.sha256(values.encode()).hexdigest()[:12]
+    return f"r{RENDITION_VERSION}-{profile.id}-{'main' if main else 'other'}-{digest}"
 
 
 def _too_small(width: int, height: int, profile: Profile, limited_by: str) -> Finding:
@@ -343,6 +358,8 @@ def plan_rendition(geometry: Geometry, profile: Profile, *, main: bool) -> Rendi
         side, target = cap, max(1, round(fill * cap))
         if target >= longest:  # the product at its own size: no resampling at all
             side, target = max(1, math.floor(longest / fill)), longest
+        if side > MAX_OUTPUT_SIDE:  # a tiny fill in an operator's file: the canvas is capped
+            side, target = MAX_OUTPUT_SIDE, min(target, round(fill * MAX_OUTPUT_SIDE))
         scale = target / longest
         product = (min(side, max(1, round(bw * scale))), min(side, max(1, round(bh * scale))))
         if profile.min_side and side < profile.min_side:

@@ -32,6 +32,7 @@ from ecogram.imaging.product import (
     plan_rendition,
     product_box,
     render_for_channel,
+    rendition_key,
 )
 from ecogram.imaging.vips import configure
 
@@ -475,3 +476,21 @@ def test_plan_fits_other_backgrounds_and_keeps_min_side(profiles: dict[str, Prof
     small = plan_rendition(geometry(800, 600, (0, 0, 800, 600), OTHER), profiles["google"],
                            main=False)
     assert (small.width, small.height) == (800, 600)
+
+
+def test_plan_caps_the_canvas(profiles: dict[str, Profile]) -> None:
+    # An operator's fill of 5 %: the canvas would be 20 times the product; it stops at 16383.
+    profile = replace(profiles["shopify"], fill=0.05, recommended=100_000)
+    plan = plan_rendition(geometry(5000, 5000, (0, 0, 5000, 5000)), profile, main=True)
+    assert plan.width == plan.height == 16383 and max(plan.product) == round(0.05 * 16383)
+
+
+def test_rendition_key_follows_what_changes_the_output(profiles: dict[str, Profile]) -> None:
+    amazon = profiles["amazon_br"]
+    key = rendition_key(amazon, main=True)
+    assert key.startswith("r1-amazon_br-main-") and key == rendition_key(amazon, main=True)
+    assert rendition_key(amazon, main=False) != key
+    assert rendition_key(replace(amazon, fill=0.9), main=True) != key
+    assert rendition_key(replace(amazon, max_bytes=1_000_000), main=True) != key
+    # Fields that change no pixel and no finding do not change the key.
+    assert rendition_key(replace(amazon, note="checked again", max_photos=7), main=True) == key
