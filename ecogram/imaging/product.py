@@ -399,6 +399,7 @@ class _Job:
     limits: QCLimits
     header: pyvips.Image | None = None
     size: tuple[int, int] = (0, 0)  # the original's, upright
+    scale: float = 1.0  # the working copy's side over the original's
     geometry: Geometry | None = None
     plan: RenditionPlan | None = None
     image: pyvips.Image | None = None
@@ -470,32 +471,65 @@ def fit(job: _Job) -> None:
         job.steps.append("resize")
 
 
-def trim(job: _Job) -> None:
-    """Cut the product's box out of the working copy and scale it to the planned size.
+def cut(job: _Job) -> None:
+    """Cut the box ``measure`` found out of the working copy (pad only).
 
-    The box ``measure`` found on its small copy is a few pixels generous (rounded outwards);
-    ``product_box`` runs again on that cut, at the working copy's scale, so the product fills the
-    canvas as planned to the pixel. Its larger side is then the plan's, or less if the sharper
-    box is smaller than that in the original's pixels (never enlarged beyond the original).
+    That box is a few pixels generous (found on a small copy, rounded outwards), so the cut's
+    edges are background, from which ``whiten`` floods; ``trim`` then tightens it.
     """
     assert job.geometry is not None and job.plan is not None
     if not job.plan.pad:
         return
     g, image = job.geometry, job.img
     sx, sy = image.width / g.width, image.height / g.height
+    job.scale = max(sx, sy)
     left, top = math.floor(g.bbox.left * sx), math.floor(g.bbox.top * sy)
     right = min(image.width, math.ceil((g.bbox.left + g.bbox.width) * sx))
     bottom = min(image.height, math.ceil((g.bbox.top + g.bbox.height) * sy))
-    image = image.crop(left, top, right - left, bottom - top).copy_memory()
-    found = product_box(image, g.border)
+    if (left, top, right, bottom) != (0, 0, image.width, image.height):
+        job.steps.append("trim")
+    job.image = image.crop(left, top, right - left, bottom - top)
+
+
+def whiten(job: _Job) -> None:
+    """Make the background pure white: pixels at least as light as the border colour less
+    ``TOLERANCE``, on every band, and connected to the edge of the frame (or of the cut) become
+    (255, 255, 255).
+
+    A flood fill from the frame, not a threshold: the inside of a white or light product is
+    enclosed by the product's own edge, so it keeps its colour. Lighter counts as background,
+    not only near the border colour: a sweep lit brighter in the middle than at its edges is
+    whitened whole, not left with an off-white ring.
+    """
+    assert job.geometry is not None and job.plan is not None
+    if not job.plan.whiten:
+        return
+    image = job.img.copy_memory()  # read twice below; a fit comes straight from the decoder
+    w, h = image.width, image.height
+    light = (image >= [max(0, c - TOLERANCE) for c in job.geometry.border]).bandand()
+    framed = light.embed(1, 1, w + 2, h + 2, extend="background", background=[255])
+    flooded = framed.draw_flood([128], 0, 0, equal=True)
+    background = flooded.crop(1, 1, w, h) == 128
+    job.image = background.ifthenelse([255, 255, 255], image)
+    job.steps.append("whiten")
+
+
+def trim(job: _Job) -> None:
+    """Tighten the cut to the product (now on pure white) and scale it to the planned size.
+
+    ``product_box`` runs on the whitened cut at the working copy's scale, so the product fills
+    the canvas as planned to the pixel. Its larger side is the plan's, or less if the tight box
+    is smaller than that in the original's pixels (never enlarged beyond the original).
+    """
+    assert job.plan is not None
+    if not job.plan.pad:
+        return
+    image = job.img.copy_memory()
+    found = product_box(image, (255, 255, 255))
     if found is not None:
         image = image.crop(found.left, found.top, found.width, found.height)
-        left, top = left + found.left, top + found.top
-        right, bottom = left + found.width, top + found.height
-    if (left, top, right, bottom) != (0, 0, job.img.width, job.img.height):
-        job.steps.append("trim")
     longest = max(image.width, image.height)
-    original = math.floor(longest / max(sx, sy))  # the product's long side in the original
+    original = math.floor(longest / job.scale)  # the product's long side in the original
     target = min(max(job.plan.product), original)
     if target != original:
         job.steps.append("resize")
@@ -504,26 +538,6 @@ def trim(job: _Job) -> None:
     if (image.width, image.height) != (pw, ph):
         image = image.thumbnail_image(pw, height=ph, size="force")
     job.image = image.copy_memory()
-
-
-def whiten(job: _Job) -> None:
-    """Make the background pure white: pixels near the border colour (or already near 255)
-    that are connected to the edge of the frame become (255, 255, 255).
-
-    A flood fill from the frame, not a threshold: the inside of a white or light product is
-    enclosed by the product's own edge, so it keeps its colour.
-    """
-    assert job.geometry is not None and job.plan is not None
-    if not job.plan.whiten:
-        return
-    image = job.img.copy_memory()  # read twice below; a fit comes straight from the decoder
-    w, h = image.width, image.height
-    mask = near(image, job.geometry.border, TOLERANCE) | (image >= WHITE_MIN).bandand()
-    framed = mask.embed(1, 1, w + 2, h + 2, extend="background", background=[255])
-    flooded = framed.draw_flood([128], 0, 0, equal=True)
-    background = flooded.crop(1, 1, w, h) == 128
-    job.image = background.ifthenelse([255, 255, 255], image)
-    job.steps.append("whiten")
 
 
 def pad(job: _Job) -> None:
@@ -589,7 +603,7 @@ def check_bytes(job: _Job) -> None:
 
 
 STEPS: tuple[Callable[[_Job], None], ...] = (
-    load, measure_step, plan_step, reload, fit, trim, whiten, pad, encode, check_bytes,
+    load, measure_step, plan_step, reload, fit, cut, whiten, trim, pad, encode, check_bytes,
 )
 
 

@@ -223,6 +223,34 @@ def test_off_white_product_is_padded_on_pure_white_to_the_channel_fill(
     assert abs(rendition.geometry.fill - alone.fill) < 0.005
 
 
+def test_a_sweep_lit_brighter_in_the_middle_is_whitened_whole(
+    profiles: dict[str, Profile]
+) -> None:
+    # Off-white at the edges (238), nearly white round the product (253), with sensor noise,
+    # and a soft shadow under the product: the sheet goes pure white, the shadow stays.
+    side = 1400
+    xy = pyvips.Image.xyz(side, side)
+    distance = ((xy[0] - side / 2) ** 2 + (xy[1] - side / 2) ** 2) ** 0.5
+    noise = pyvips.Image.gaussnoise(side, side, mean=0, sigma=1.5)
+    sheet = 253 - distance / (side * 0.71) * 15 + noise
+    shadow = canvas(side, side, [0]).draw_rect([40], 450, 1060, 500, 40, fill=True).gaussblur(12)
+    sheet = (sheet - shadow).bandjoin([sheet - shadow] * 2).cast("uchar")
+    image = sheet.copy(interpretation="srgb").draw_rect(PRODUCT, 450, 300, 500, 760, fill=True)
+    source = jpeg(image, 90)
+    assert measure(source).background == NEAR_WHITE
+
+    rendition = render_for_channel(source, profiles["amazon_br"], main=True)
+    out = decode(rendition.data)
+    box = non_white_box(out)
+    outside = ((out < 255).bandor() / 255).draw_rect(
+        [0], box.left - 8, box.top - 8, box.width + 16, box.height + 16, fill=True
+    )
+    assert outside.max() == 0  # not one off-white pixel away from the product
+    assert abs(max(box.width, box.height) / out.width - 0.85) <= 0.03
+    # The shadow under the product is part of the picture, not background.
+    assert box.top + box.height > (box.top + round(box.width * 760 / 500)) + 4
+
+
 def test_whitening_spares_the_inside_of_a_light_product(profiles: dict[str, Profile]) -> None:
     # A dark frame whose inside is the same off-white as the sheet: not connected to the border,
     # so it is the product (a white dial, a mug's inside), not background.
