@@ -7,6 +7,8 @@ non-white bounding box, the file's own header. Nothing is compared byte for byte
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -522,3 +524,16 @@ def test_rendition_key_follows_what_changes_the_output(profiles: dict[str, Profi
     assert rendition_key(replace(amazon, max_bytes=1_000_000), main=True) != key
     # Fields that change no pixel and no finding do not change the key.
     assert rendition_key(replace(amazon, note="checked again", max_photos=7), main=True) == key
+
+
+def test_channel_bench_runs(tmp_path: Path) -> None:
+    """bench/channel_bench.py stays runnable (a smoke run on one small photo: no figures)."""
+    (tmp_path / "product.jpg").write_bytes(jpeg(product_on(OFF_WHITE, 800, 600)))
+    script = Path(__file__).parents[2] / "bench" / "channel_bench.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--rounds", "1", "--channels", "shopee,google",
+         "--images", str(tmp_path), "--no-pin"],
+        capture_output=True, text=True, timeout=120, check=True,
+    )
+    assert "renditions/s** on one core" in done.stdout
+    assert "| product.jpg | shopee |" in done.stdout and "| product.jpg | google |" in done.stdout
