@@ -52,7 +52,9 @@ BACKGROUNDS = (WHITE, NEAR_WHITE, OTHER)
 
 MEASURE_SIDE = 512  # measure on a copy at most this long: the bbox is within one of its pixels
 BORDER_SHARE = 0.01  # border band: 1 % of each side (at least one pixel)
-TOLERANCE = 12  # a pixel within this of the border colour, on every band, is background
+# A pixel further than this from the border colour on some band is product (bbox); whitening
+# takes as background what is at least the border colour less this on every band.
+TOLERANCE = 12
 UNIFORM_SHARE = 0.85  # share of border pixels near the border colour for a uniform background
 WHITE_MIN = 250
 NEAR_WHITE_MIN = 235
