@@ -125,6 +125,12 @@ class Settings:
         "ECOGRAM_DB_POOL_MIN", "1", "Smallest database pool per worker.", int)
     db_pool_max: int = setting(
         "ECOGRAM_DB_POOL_MAX", "10", "Largest database pool per worker.", _positive(int))
+    body_timeout: float = setting(
+        "ECOGRAM_BODY_TIMEOUT", "30", "Seconds a request body may send nothing before the "
+        "request is answered 408 and its connection closed.", _positive(float))
+    max_form_kb: int = setting(
+        "ECOGRAM_MAX_FORM_KB", "64", "Largest page form or JSON request body, in KB (413 "
+        "above); only upload routes take larger bodies.", _positive(int))
 
     # --- accounts ---------------------------------------------------------------------------
     registration: str = setting(
