@@ -15,11 +15,11 @@ from pathlib import Path
 import aiohttp
 import psutil
 import pytest
+import pyvips
 
 from ecogram.app import create_app
 from tests.auth.conftest import session_cookie
 from tests.auth.test_pages import csrf_token, sign_in
-from tests.catalog.photos import make_photo
 from tests.conftest import PASSWORD, TEST_SECRET, assert_error
 from tests.security.raw_http import read_answer
 from tests.security.raw_http import request as raw_request
@@ -94,15 +94,32 @@ async def test_a_json_body_that_arrives_in_pieces_is_read_whole(client, login_as
     assert response.status == 200, await response.text()
 
 
-async def test_the_page_upload_form_still_takes_a_photo(client, login_as, make_image):
+def _noisy_photo() -> bytes:
+    """A photo far larger than the form limit (noise does not compress)."""
+    noise = pyvips.Image.gaussnoise(800, 800, mean=128, sigma=60).cast("uchar")
+    return noise.bandjoin([noise, noise]).jpegsave_buffer(Q=95)
+
+
+async def test_the_page_upload_form_still_takes_a_large_photo(client, login_as, make_image):
     record = await make_image("SKU-1")
     _, session = await sign_in(client)
+    # Read by the guard (a cookie session: the CSRF field) or by the handler (a token).
+    for headers in (session_cookie(session), await login_as("importer")):
+        photo = _noisy_photo()  # new noise each time: never a duplicate
+        assert len(photo) > 4 * 64 * 1024
+        data = aiohttp.FormData()
+        data.add_field("csrf_token", csrf_token(session))
+        data.add_field("file", photo, filename="new.jpg", content_type="image/jpeg")
+        response = await client.post(f"/admin/images/{record['id']}/replace", data=data,
+                                     headers=headers, allow_redirects=False)
+        assert response.status == 303, await response.text()
+    # The same form to a page that takes no file stops at the form limit.
     data = aiohttp.FormData()
     data.add_field("csrf_token", csrf_token(session))
-    data.add_field("file", make_photo(77), filename="new.jpg", content_type="image/jpeg")
-    response = await client.post(f"/admin/images/{record['id']}/replace", data=data,
+    data.add_field("file", _noisy_photo(), filename="new.jpg", content_type="image/jpeg")
+    response = await client.post(f"/admin/images/{record['id']}/edit", data=data,
                                  headers=session_cookie(session), allow_redirects=False)
-    assert response.status == 303, await response.text()
+    assert response.status == 413
 
 
 async def test_the_form_limit_is_a_setting(aiohttp_client, settings):
@@ -153,7 +170,7 @@ async def test_stalled_bodies_are_408_on_every_kind_of_route(quick_client):
     multipart = b"Content-Type: multipart/form-data; boundary=B"
     part = b'--B\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\nxx'
     small = 1000  # within the form and JSON limit; uploads declare a megabyte
-    for head, sent, length in (
+    cases = (
         (b"POST /api/v1/auth/login HTTP/1.1\r\nHost: t\r\nContent-Type: application/json",
          b'{"email"', small),
         (b"PATCH /api/v1/users/1 HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
@@ -170,8 +187,10 @@ async def test_stalled_bodies_are_408_on_every_kind_of_route(quick_client):
          part, 1_000_000),
         (b"POST /admin/images/1/replace HTTP/1.1\r\nHost: t\r\n" + multipart + b"\r\n" + bearer,
          part, 1_000_000),
-    ):
-        elapsed, answer, closed = await _stalled(client, head, sent, length)
+    )
+    # All at once: each connection is closed only after aiohttp's lingering time.
+    results = await asyncio.gather(*(_stalled(client, *case) for case in cases))
+    for (head, _, _), (elapsed, answer, closed) in zip(cases, results, strict=True):
         assert answer.status == 408, (head, answer)
         assert elapsed < 5
         assert closed
