@@ -82,6 +82,7 @@ async def test_nul_in_json_bodies_of_every_kind_is_422(client, login_as, make_im
         ("POST", f"/api/v1/images/{record['id']}/approve", {"reason": "ok\x00"}),
         ("POST", "/api/v1/reviews", {"ids": [record["id"]], "action": "approve\x00"}),
         ("PATCH", "/api/v1/users/1", {"role": "admin\x00"}),
+        ("PATCH", f"/api/v1/images/{record['id']}", {"product": "lone \ud800 surrogate"}),
         ("POST", "/api/v1/auth/password", {"current_password": PASSWORD,
                                            "new_password": "new\x00password-long"}),
     ):
