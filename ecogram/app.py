@@ -21,6 +21,7 @@ from ecogram.catalog.delivery import Delivery
 from ecogram.imaging import vips
 from ecogram.metrics import Metrics
 from ecogram.middleware import make_request_context
+from ecogram.redis_client import redis_context
 from ecogram.routes import setup_routes
 from ecogram.settings import Settings
 
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> web
     i18n.setup(app, env)  # the pages' languages (pt_BR, en), dates and numbers
     app.cleanup_ctx.append(_database(migrate))
     app.cleanup_ctx.append(_vips_executor)
+    app.cleanup_ctx.append(redis_context)  # the one Redis client (REDIS_URL), for both below
     app.cleanup_ctx.append(login_throttle_context)  # after _database: it uses the pool
     app.cleanup_ctx.append(_delivery)  # after the pool and the libvips pool it uses
     setup_routes(app)
@@ -90,7 +92,8 @@ def _database(run_migrations: bool):
         settings = resolve_database(app[keys.settings])
         app[keys.settings] = settings
         pool = await db.create_pool(
-            settings.database_url, settings.db_pool_min, settings.db_pool_max
+            settings.database_url, settings.db_pool_min, settings.db_pool_max,
+            settings.db_timeout,
         )
         try:
             async with pool.acquire() as conn:
@@ -124,7 +127,8 @@ async def _vips_executor(app: web.Application) -> AsyncIterator[None]:
 async def _delivery(app: web.Application) -> AsyncIterator[None]:
     """/img: caches, the LISTEN connection and eager rendering, hooked to approvals/changes."""
     delivery = Delivery(
-        app[keys.db_pool], app[keys.settings], app[keys.vips_executor], app[keys.metrics]
+        app[keys.db_pool], app[keys.settings], app[keys.vips_executor], app[keys.metrics],
+        redis=app.get(keys.redis),
     )
     await delivery.start()
     hooks = events.of(app)

@@ -1,8 +1,9 @@
 """The caches behind /img: small pieces, each bounded, each usable alone.
 
 - ``ByteLRU``: an LRU bounded by the bytes of its values (variants, masters).
-- ``RedisTier``: the shared variant tier through aiocache's RedisCache. Every error or slow
-  answer is a miss (and a few seconds of not asking): Redis makes delivery faster, never broken.
+- ``RedisTier``: the shared variant tier on the app's one Redis client (``redis_client``). Every
+  error or slow answer is a miss (and a few seconds of not asking): Redis makes delivery faster,
+  never broken.
 - ``SingleFlight``: concurrent callers of one key share one run of the work.
 - ``Resolutions``: code/position → what it serves, in process, trusted only while the
   ``ImageListener`` holds its LISTEN connection; PostgreSQL's NOTIFY (a trigger on images)
@@ -18,15 +19,14 @@ import contextlib
 import json
 import logging
 import time
-import urllib.parse
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import asyncpg
-from aiocache import RedisCache
-from aiocache.serializers import BaseSerializer
+
+from ecogram.redis_client import RedisUnavailable, SharedRedis
 
 log = logging.getLogger("ecogram.cache")
 
@@ -109,120 +109,79 @@ class ByteLRU(Generic[K, V]):
 # --- Redis ------------------------------------------------------------------------------------
 
 
-class _VariantSerializer(BaseSerializer):
+def dump_variant(value: Variant) -> bytes:
     """``content-type\\n`` + the bytes: no JSON or pickle round trip of a 30 KB image."""
-
-    DEFAULT_ENCODING = None  # aiocache hands over raw bytes
-
-    def dumps(self, value: Variant) -> bytes:  # type: ignore[override]
-        return value.content_type.encode("ascii") + b"\n" + value.data
-
-    def loads(self, value: bytes | None) -> Variant | None:  # type: ignore[override]
-        if value is None:
-            return None
-        head, sep, data = value.partition(b"\n")
-        if not sep or not head.startswith(b"image/"):
-            return None  # not ours, or damaged: a miss
-        return Variant(data, head.decode("ascii"))
+    return value.content_type.encode("ascii") + b"\n" + value.data
 
 
-def redis_options(url: str) -> dict[str, Any]:
-    """RedisCache keyword arguments for a ``redis://`` / ``rediss://`` URL."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("redis", "rediss"):
-        raise ValueError("REDIS_URL must be a redis:// or rediss:// URL")
-    db = parts.path.strip("/") or "0"
-    return {
-        "endpoint": parts.hostname or "127.0.0.1",
-        "port": parts.port or 6379,
-        "db": int(db),
-        "password": urllib.parse.unquote(parts.password) if parts.password else None,
-        "ssl": parts.scheme == "rediss",
-    }
+def load_variant(value: bytes | None) -> Variant | None:
+    if value is None:
+        return None
+    head, sep, data = value.partition(b"\n")
+    if not sep or not head.startswith(b"image/"):
+        return None  # not ours, or damaged: a miss
+    return Variant(data, head.decode("ascii"))
 
 
 class RedisTier:
-    """Variants shared by every worker and machine, with a TTL.
+    """Variants shared by every worker and machine, with a TTL, under ``prefix:namespace:``.
 
-    Reads wait at most ``timeout``; an error opens a short circuit (``cooldown`` seconds without
-    asking) so a dead Redis costs one timeout, not one per request. Writes go in the background,
-    at most ``max_pending_writes`` at once (beyond that they are dropped: it is a cache).
+    Goes through the app's ``SharedRedis``: its deadline bounds every read and write, and after
+    a failure nobody asks Redis for a few seconds, so a dead Redis costs one timeout, not one per
+    request. Every failure is a miss. Writes go in the background, at most
+    ``max_pending_writes`` at once (beyond that they are dropped: it is a cache).
     """
 
     def __init__(
         self,
-        url: str,
+        redis: SharedRedis,
         namespace: str,
         ttl: int,
         *,
-        timeout: float = 0.25,
-        cooldown: float = 5.0,
         max_pending_writes: int = 64,
         on_lookup: Callable[[str], None] | None = None,
     ) -> None:
+        self.redis = redis
+        self.namespace = namespace
         self.ttl = ttl
-        self.timeout = timeout
-        self.cooldown = cooldown
         self.max_pending_writes = max_pending_writes
         self._on_lookup = on_lookup or (lambda result: None)
-        self._cache = RedisCache(
-            serializer=_VariantSerializer(),
-            namespace=namespace,
-            timeout=timeout,
-            create_connection_timeout=timeout,
-            **redis_options(url),
-        )
-        self._down_until = 0.0
         self._writes: set[asyncio.Task] = set()
 
-    @property
-    def available(self) -> bool:
-        return time.monotonic() >= self._down_until
-
-    def _failed(self, what: str) -> None:
-        self._down_until = time.monotonic() + self.cooldown
-        log.warning(json.dumps({"event": "redis_unavailable", "op": what,
-                                "cooldown_s": self.cooldown}))
+    def _key(self, key: str) -> str:
+        return self.redis.key(self.namespace, key)
 
     async def get(self, key: str) -> Variant | None:
-        if not self.available:
-            self._on_lookup("error")
-            return None
+        name = self._key(key)
         try:
-            value = await self._cache.get(key)
-        except Exception:  # any failure of the cache is a miss
-            self._failed("get")
+            raw = await self.redis.call("get", lambda client: client.get(name))
+        except RedisUnavailable:
             self._on_lookup("error")
             return None
+        value = load_variant(raw)
         self._on_lookup("hit" if value is not None else "miss")
         return value
 
     def put_later(self, key: str, value: Variant) -> None:
-        if not self.available or len(self._writes) >= self.max_pending_writes:
+        if not self.redis.available or len(self._writes) >= self.max_pending_writes:
             return
         task = asyncio.create_task(self._put(key, value))
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 
     async def _put(self, key: str, value: Variant) -> None:
-        try:
-            await self._cache.set(key, value, ttl=self.ttl)
-        except Exception:  # a lost write is a later miss
-            self._failed("set")
+        name, data = self._key(key), dump_variant(value)
+        with contextlib.suppress(RedisUnavailable):  # a lost write is a later miss
+            await self.redis.call("set", lambda client: client.set(name, data, ex=self.ttl))
 
     async def flush(self) -> None:
         """Wait for the background writes (tests, shutdown)."""
         if self._writes:
             await asyncio.gather(*self._writes, return_exceptions=True)
 
-    async def delete(self, key: str) -> None:
-        with contextlib.suppress(Exception):
-            await self._cache.delete(key)
-
     async def close(self) -> None:
+        """Finish the writes; the client itself belongs to the app (``redis_context``)."""
         await self.flush()
-        with contextlib.suppress(Exception):
-            await self._cache.close()
 
 
 # --- single flight ----------------------------------------------------------------------------

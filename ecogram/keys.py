@@ -14,6 +14,7 @@ from ecogram.settings import Settings
 
 if TYPE_CHECKING:  # a type only: keys must not import the use cases above it
     from ecogram.catalog.delivery import Delivery
+    from ecogram.redis_client import SharedRedis
 
 settings = web.AppKey("settings", Settings)
 db_pool = web.AppKey("db_pool", asyncpg.Pool)
@@ -22,6 +23,8 @@ metrics = web.AppKey("metrics", Metrics)
 vips_executor = web.AppKey("vips_executor", ThreadPoolExecutor)
 # The declared route for each aiohttp route object, so middlewares can read its access rule.
 route_table = web.AppKey("route_table", dict)
+# The app's one Redis client, prefix and deadline; only set when REDIS_URL is (redis_client).
+redis: web.AppKey[SharedRedis] = web.AppKey("redis")
 # Where failed logins are counted: PostgreSQL, or Redis when REDIS_URL is set (auth.throttle).
 login_throttle = web.AppKey("login_throttle", object)
 # Public delivery (/img): its caches, LISTEN connection and render queue (catalog.delivery).

@@ -331,7 +331,7 @@ OPERATIONS: dict[str, dict[str, Any]] = {
                "Items per page."),
     ], "responses": {"200": _json(_ref("AuditList"))}},
     "openapi": {"summary": "This document", "responses": {"200": _json({"type": "object"})}},
-    # Other helpers' routes, described from API.md.
+    # Other helpers' routes, described from docs/api.md.
     "images_import": {"summary": "Upload one or more photos", "requestBody": _UPLOAD,
                       "responses": {"201": _json(_ref("ImportReport"))}},
     "imports_create": {"summary": "Import a ZIP and/or CSV manifest", "requestBody": {

@@ -8,6 +8,8 @@ database, migrates it once, empties it before every test and drops it at the end
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import os
 import secrets
 import tempfile
@@ -53,6 +55,60 @@ def _find_server() -> tuple[str, object | None]:
     data = Path(tempfile.mkdtemp(prefix="ecogram-test-pg-"))
     server = pgserver.get_server(data, cleanup_mode="delete")
     return server.get_uri(), server
+
+
+class _ServerErrors(logging.Handler):
+    """Collects what the request frame logs as a server failure: a 5xx answer or an unhandled
+    exception. Records are the JSON lines of ``ecogram.http``."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.seen: list[dict] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = json.loads(record.getMessage())
+        except (ValueError, TypeError):
+            return
+        if not isinstance(line, dict):
+            return
+        status = line.get("status")
+        if line.get("event") == "unhandled_error" or (
+            line.get("event") == "request" and isinstance(status, int) and status >= 500
+        ):
+            self.seen.append(line)
+
+
+@pytest.fixture(autouse=True)
+def no_server_errors(request):
+    """No 5xx over the whole suite: every in-process server's request log is watched, and a
+    test whose server answered 5xx or logged an unhandled error fails. A test that provokes a
+    server-side fault on purpose (a stopped database, a full render queue, a handler that
+    raises) says so with ``@pytest.mark.server_fault``; a 500 still fails it unless it is
+    marked ``server_fault("500")``."""
+    watcher = _ServerErrors()
+    logger = logging.getLogger("ecogram.http")
+    previous = logger.level
+    logger.addHandler(watcher)
+    if not logger.isEnabledFor(logging.INFO):
+        logger.setLevel(logging.INFO)  # the default ECOGRAM_LOG_LEVEL logs every request
+    try:
+        yield watcher
+    finally:
+        logger.removeHandler(watcher)
+        logger.setLevel(previous)
+    marker = request.node.get_closest_marker("server_fault")
+    allowed = set(marker.args) if marker else set()
+
+    def fails(line: dict) -> bool:
+        if marker is None:
+            return True
+        is_500 = line.get("status") == 500 or line.get("event") == "unhandled_error"
+        return is_500 and "500" not in allowed
+
+    unexpected = [line for line in watcher.seen if fails(line)]
+    if unexpected:
+        pytest.fail(f"the server answered 5xx or failed: {unexpected[:5]}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

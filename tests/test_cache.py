@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from ecogram.cache import (
     MISSING,
     ByteLRU,
@@ -13,9 +11,11 @@ from ecogram.cache import (
     Resolutions,
     SingleFlight,
     Variant,
-    _VariantSerializer,
-    redis_options,
+    dump_variant,
+    load_variant,
 )
+from ecogram.redis_client import SharedRedis
+from tests.faults import closed_port
 
 
 def test_byte_lru_is_bounded_in_bytes_and_evicts_the_least_recent():
@@ -102,32 +102,25 @@ def test_resolutions_expire():
     assert cache.get("A", 1) is MISSING
 
 
-def test_variant_serializer_round_trip_and_foreign_values():
-    serializer = _VariantSerializer()
+def test_variant_serialisation_round_trip_and_foreign_values():
     variant = Variant(b"\x00\n\xffdata", "image/avif")
-    assert serializer.loads(serializer.dumps(variant)) == variant
-    assert serializer.loads(None) is None
-    assert serializer.loads(b'{"json": 1}') is None
-
-
-def test_redis_options_from_urls():
-    assert redis_options("redis://:p%40ss@cache.internal:6380/3") == {
-        "endpoint": "cache.internal", "port": 6380, "db": 3, "password": "p@ss", "ssl": False}
-    assert redis_options("rediss://h")["ssl"] is True
-    with pytest.raises(ValueError):
-        redis_options("http://h")
+    assert load_variant(dump_variant(variant)) == variant
+    assert load_variant(None) is None
+    assert load_variant(b'{"json": 1}') is None
 
 
 async def test_a_dead_redis_is_a_miss_and_is_not_asked_again_at_once():
     results = []
-    tier = RedisTier("redis://127.0.0.1:1/0", "t", 60, timeout=0.5, cooldown=30,
-                     on_lookup=results.append)
-    try:
-        assert await tier.get("k") is None
-        assert not tier.available
-        assert await tier.get("k") is None  # the circuit is open: no second timeout
-        tier.put_later("k", Variant(b"x", "image/png"))  # dropped, no error
-        await tier.flush()
-        assert results == ["error", "error"]
-    finally:
-        await tier.close()
+    with closed_port() as port:
+        redis = SharedRedis(f"redis://127.0.0.1:{port}/0", "t", timeout=0.5, cooldown=30)
+        tier = RedisTier(redis, "img", 60, on_lookup=results.append)
+        try:
+            assert await tier.get("k") is None
+            assert not redis.available
+            assert await tier.get("k") is None  # the circuit is open: no second timeout
+            tier.put_later("k", Variant(b"x", "image/png"))  # dropped, no error
+            await tier.flush()
+            assert results == ["error", "error"]
+        finally:
+            await tier.close()
+            await redis.close()

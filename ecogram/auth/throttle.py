@@ -5,14 +5,13 @@ in Redis; advisory locks per e-mail and per client in PostgreSQL), so a burst of
 guesses cannot all pass a check made before any of them was written. A
 successful login removes its own record and forgives the e-mail's earlier failures; a failed one
 leaves its record as a failure. Two stores: PostgreSQL (table login_failures, the default) and
-Redis (sorted sets, when REDIS_URL is set).
+Redis (sorted sets, when REDIS_URL is set), which counts in PostgreSQL while Redis is away.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import json
-import logging
 import random
 import secrets
 from collections.abc import AsyncIterator
@@ -22,13 +21,11 @@ from typing import Protocol
 import asyncpg
 import redis.asyncio as aioredis
 from aiohttp import web
-from redis.exceptions import RedisError
 
 from ecogram import db, keys
 from ecogram.auth import passwords
 from ecogram.errors import AppError
-
-log = logging.getLogger("ecogram.auth")
+from ecogram.redis_client import RedisUnavailable, SharedRedis
 
 
 @dataclass(frozen=True)
@@ -36,6 +33,7 @@ class Attempt:
     email: str
     client: str
     handle: str  # the store's id for this attempt's record
+    store: str = "postgresql"  # where it is recorded: postgresql or redis
 
 
 class LoginThrottle(Protocol):
@@ -139,74 +137,78 @@ return 0
 
 
 class RedisThrottle:
-    """Attempts as members of two sorted sets (per e-mail, per client) scored by time."""
+    """Attempts as members of two sorted sets (per e-mail, per client) scored by time.
+
+    While Redis does not answer (``RedisUnavailable``: refused, failed, past the deadline, or
+    cooling down after one of those) attempts are counted in PostgreSQL instead, so sign-in
+    neither hangs, nor fails, nor goes unthrottled while Redis is away. Each store counts the
+    attempts it saw, so a switch of store lets at most ``max_failures`` more guesses through.
+    """
 
     def __init__(
-        self, redis: aioredis.Redis, max_failures: int, window: int, prefix: str = "ecogram:"
+        self, redis: SharedRedis, pool: asyncpg.Pool, max_failures: int, window: int
     ) -> None:
         self.redis = redis
+        self.fallback = PostgresThrottle(pool, max_failures, window)
         self.max_failures = max_failures
         self.window = window
-        self.prefix = prefix
-        self._begin = redis.register_script(_REDIS_BEGIN)
+        self._begin = redis.client.register_script(_REDIS_BEGIN)
 
     def _keys(self, email: str, client: str) -> list[str]:
-        return [f"{self.prefix}login:email:{email}", f"{self.prefix}login:client:{client}"]
+        return [self.redis.key("login", "email", email), self.redis.key("login", "client", client)]
 
     async def begin(self, email: str, client: str) -> Attempt:
         email = _normal(email)
         member = secrets.token_hex(12)
+        names = self._keys(email, client)
         try:
-            wait = await self._begin(
-                keys=self._keys(email, client), args=[self.window, self.max_failures, member]
-            )
-        except RedisError:
-            raise _unavailable() from None
+            wait = await self.redis.call("throttle", lambda _: self._begin(
+                keys=names, args=[self.window, self.max_failures, member]))
+        except RedisUnavailable:
+            return await self.fallback.begin(email, client)
         if int(wait) > 0:
             raise too_many(int(wait))
-        return Attempt(email, client, member)
+        return Attempt(email, client, member, store="redis")
 
     async def succeeded(self, attempt: Attempt) -> None:
+        if attempt.store != "redis":  # counted in PostgreSQL while Redis was away
+            await self.fallback.succeeded(attempt)
+            return
         email_key, client_key = self._keys(attempt.email, attempt.client)
-        try:
-            async with self.redis.pipeline(transaction=True) as pipe:
+
+        async def forget(client: aioredis.Redis) -> None:
+            async with client.pipeline(transaction=True) as pipe:
                 pipe.delete(email_key)
                 pipe.zrem(client_key, attempt.handle)
                 await pipe.execute()
-        except RedisError:
-            # The login itself succeeded; a stale record only counts against the limit.
-            log.warning(json.dumps({"event": "throttle_redis_error"}))
+
+        # The login itself succeeded; a record left behind only counts against the limit.
+        with contextlib.suppress(RedisUnavailable):
+            await self.redis.call("throttle_forget", forget)
 
     async def close(self) -> None:
-        await self.redis.aclose()
-
-
-def _unavailable() -> AppError:
-    return AppError(503, "unavailable", "Sign-in is unavailable for a moment. Try again soon.")
+        """Nothing of its own: the client belongs to the app (``redis_client.redis_context``)."""
 
 
 async def login_throttle_context(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: the throttle for this app (Redis when REDIS_URL is set, else PostgreSQL).
 
-    A throttle already on the app (a test's, with its own Redis key prefix) is kept. Needs the
-    database pool, so it runs after the database context.
+    Needs the database pool and the app's Redis, so it runs after both contexts.
     """
     settings = app[keys.settings]
-    owned = keys.login_throttle not in app
-    if owned:
-        if settings.redis_url:
-            app[keys.login_throttle] = RedisThrottle(
-                aioredis.from_url(settings.redis_url), settings.login_max_failures,
-                settings.login_window,
-            )
-        else:
-            app[keys.login_throttle] = PostgresThrottle(
-                app[keys.db_pool], settings.login_max_failures, settings.login_window
-            )
+    redis = app.get(keys.redis)
+    if redis is not None:
+        throttle: LoginThrottle = RedisThrottle(
+            redis, app[keys.db_pool], settings.login_max_failures, settings.login_window
+        )
+    else:
+        throttle = PostgresThrottle(
+            app[keys.db_pool], settings.login_max_failures, settings.login_window
+        )
+    app[keys.login_throttle] = throttle
     # Made now, so the first login of an unknown e-mail is not the one that pays for it.
     await passwords.verify_dummy("warm-up")
     try:
         yield
     finally:
-        if owned:
-            await app[keys.login_throttle].close()
+        await throttle.close()

@@ -1,4 +1,4 @@
-"""An image row as the API shows it: the record of API.md, with ready-to-use ``/img`` URLs.
+"""An image row as the API shows it: the record of docs/api.md, with ready-to-use ``/img`` URLs.
 
 A pure function of the row and the public base URL, so every use case (import, review,
 listing, export) renders records the same way.

@@ -1,4 +1,4 @@
-"""Delivery parameters of ``/img`` (API.md): parsing, normalisation and format negotiation.
+"""Delivery parameters of ``/img`` (docs/api.md): parsing, normalisation and format negotiation.
 
 Parsing is strict: every value is checked against a pattern before conversion (``int()`` would
 accept ``" +4_00 "``), because each distinct spelling that renders differently costs a render and

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from ecogram.catalog.sources import UrlFetcher, public_address
+from ecogram.catalog.sources.fetch import UrlFetcher, literal_address, public_address
 from ecogram.errors import AppError
 from tests.catalog.photos import make_photo
 from tests.conftest import assert_error
@@ -88,7 +88,7 @@ async def test_allowed_private_urls_import(aiohttp_client, settings, image_serve
     assert record["filename"] == "photo.jpg"
 
 
-def _loopback_only(ip) -> bool:
+def _loopback_only(ip, port: int) -> bool:
     """Treat 127.0.0.1 as if it were a public server; everything else as by default."""
     return ip == ipaddress.ip_address("127.0.0.1") or public_address(ip)
 
@@ -140,6 +140,26 @@ async def test_single_url_manifest_refusal_keeps_the_server_up(client, login_as)
     ("169.254.169.254", False), ("0.0.0.0", False), ("::1", False), ("fe80::1", False),
     ("fc00::1", False), ("::ffff:127.0.0.1", False), ("100.64.0.1", False), ("224.0.0.1", False),
     ("93.184.216.34", True), ("2606:2800:220:1::1", True),
+    # IPv6 carrying IPv4: judged by the IPv4 address carried.
+    ("::ffff:8.8.8.8", True), ("64:ff9b::808:808", True), ("64:ff9b::7f00:1", False),
+    ("64:ff9b::a9fe:a9fe", False), ("2002:808:808::", True), ("2002:7f00:1::", False),
+    ("2002:a00:1::", False),
+    # Refused whatever they carry: IPv4-compatible, local-use NAT64, zones, Teredo.
+    ("::7f00:1", False), ("::808:808", False), ("64:ff9b:1::808:808", False),
+    ("fe80::1%eth0", False), ("2606:2800:220:1::1%1", False), ("2001::1", False),
+    ("255.255.255.255", False), ("240.0.0.1", False), ("ff0e::1", False), ("::", False),
 ])
 def test_address_policy(address, public):
     assert public_address(ipaddress.ip_address(address)) is public
+
+
+@pytest.mark.parametrize("host, address", [
+    ("127.0.0.1", "127.0.0.1"), ("127.0.0.1.", "127.0.0.1"), ("2130706433", "127.0.0.1"),
+    ("0177.0.0.1", "127.0.0.1"), ("0x7f.1", "127.0.0.1"), ("0X7F000001", "127.0.0.1"),
+    ("127.1", "127.0.0.1"), ("0", "0.0.0.0"), ("::1", "::1"), ("::ffff:7f00:1", "::ffff:7f00:1"),
+    ("localhost", "127.0.0.1"), ("LOCALHOST.", "127.0.0.1"), ("a.b.localhost", "127.0.0.1"),
+    ("example.com", None), ("cafe.bad", None), ("0x7g.1", None), ("notlocalhost", None),
+])
+def test_literal_address_reads_every_spelling(host, address):
+    expected = ipaddress.ip_address(address) if address is not None else None
+    assert literal_address(host) == expected

@@ -57,7 +57,7 @@ def test_portuguese_catalogue_translates_every_template_message():
     catalogue = _catalogue("pt_BR")
     have = {m.id[0] if isinstance(m.id, tuple) else m.id: m for m in catalogue if m.id}
     missing = sorted(wanted - set(have))
-    assert missing == [], "run pybabel extract/update (README, Admin pages): " + repr(missing)
+    assert missing == [], "run pybabel extract/update (docs/admin-pages.md): " + repr(missing)
     untranslated = sorted(k for k in wanted if not all(
         have[k].string if isinstance(have[k].string, tuple) else [have[k].string]))
     assert untranslated == []

@@ -46,6 +46,7 @@ async def test_concurrent_identical_requests_share_one_render(client, login_as):
     assert render_count(client) == before + 1
 
 
+@pytest.mark.server_fault
 async def test_a_full_render_queue_answers_503_with_retry_after(aiohttp_client, settings):
     client = await aiohttp_client(create_app(
         settings.replace(render_threads=1, render_queue=2, render_timeout=20)))
@@ -77,6 +78,7 @@ async def test_a_full_render_queue_answers_503_with_retry_after(aiohttp_client, 
     assert client.app[keys.metrics].sample("ecogram_img_render_queue_depth") == 0
 
 
+@pytest.mark.server_fault
 async def test_a_render_over_the_time_limit_is_a_503(aiohttp_client, settings):
     client = await aiohttp_client(create_app(
         settings.replace(render_threads=1, render_queue=4, render_timeout=0.3)))
