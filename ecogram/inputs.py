@@ -83,6 +83,7 @@ def body_too_large(request: web.Request, limit: int) -> AppError:
 
 
 def control_characters(name: str) -> AppError:
+    name = name[:100]  # a client's key can be long: the message need not repeat all of it
     return AppError(422, "invalid_fields", f"{name} contains a NUL or control character.",
                     {"field": name, "fields": {name: "no NUL or control characters"}})
 
