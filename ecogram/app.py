@@ -95,7 +95,8 @@ def _database(run_migrations: bool):
         settings = resolve_database(app[keys.settings])
         app[keys.settings] = settings
         pool = await db.create_pool(
-            settings.database_url, settings.db_pool_min, settings.db_pool_max
+            settings.database_url, settings.db_pool_min, settings.db_pool_max,
+            settings.db_timeout,
         )
         try:
             async with pool.acquire() as conn:

@@ -4,49 +4,85 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import logging
-import multiprocessing
 import os
-import signal
 import socket
 import sys
 from collections.abc import Callable, Sequence
 
-from aiohttp import web
-
 from ecogram import db
-from ecogram.app import create_app, resolve_database, resolve_secret_key
-from ecogram.settings import Settings, SettingsError
+from ecogram.app import resolve_database, resolve_secret_key
+from ecogram.settings import Settings, SettingsError, served_url
 
 log = logging.getLogger("ecogram")
 
 Command = Callable[[argparse.Namespace, Settings], int]
-COMMANDS: dict[str, Command] = {}
+
+DESCRIPTION = "E-co Gram: the image back office and image CDN. Settings come from ECOGRAM_* " \
+    "environment variables (see the README); \"ecogram COMMAND --help\" tells more."
 
 
-def configure_logging(level: str) -> None:
+class UsageError(Exception):
+    """An ordinary mistake on the command line: one sentence, exit status 2, no traceback."""
+
+
+def configure_logging(level: str, *, human: bool) -> None:
+    """JSON lines on stderr. A person's command (import, demo, export...) shows warnings and
+    errors only: the machine lines (embedded database, migrations) belong in a server's log."""
+    if human and level != "debug":
+        level = max(level, "warning", key=("info", "warning", "error").index)
     logging.basicConfig(level=level.upper(), format="%(message)s", stream=sys.stderr)
     # pgserver narrates every pg_ctl call at INFO; its warnings are what matter.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
 
 
+def _port(raw: str) -> int:
+    try:
+        port = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (0 to 65535)")
+    return port
+
+
+def _positive(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number above zero")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ecogram", description=__doc__)
+    parser = argparse.ArgumentParser(prog="ecogram", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the web service")
+    serve = commands.add_parser(
+        "serve", help="run the web service",
+        description="Run the web service: migrate the database once, then serve on HOST:PORT "
+                    "with N worker processes (a worker that dies is restarted).")
     serve.add_argument("--host", help="address to listen on (default: ECOGRAM_HOST)")
-    serve.add_argument("--port", type=int, help="port to listen on (default: ECOGRAM_PORT)")
+    serve.add_argument("--port", type=_port, help="port to listen on (default: ECOGRAM_PORT)")
     serve.add_argument(
-        "--workers", type=int, help="processes sharing the port (default: ECOGRAM_WORKERS)"
+        "--workers", type=_positive, metavar="N",
+        help="processes sharing the port (default: ECOGRAM_WORKERS)"
     )
     serve.set_defaults(handler=cmd_serve)
 
-    migrate = commands.add_parser("migrate", help="apply pending database migrations")
+    migrate = commands.add_parser(
+        "migrate", help="apply pending database migrations",
+        description="Apply pending database migrations (safe to run twice).")
     migrate.set_defaults(handler=cmd_migrate)
 
-    create_user = commands.add_parser("create-user", help="create a staff account")
+    create_user = commands.add_parser(
+        "create-user", help="create a staff account",
+        description="Create a staff account. The password is asked twice on the terminal, or "
+                    "read from the first line of standard input with --password-stdin.")
     create_user.add_argument("--email", required=True)
     create_user.add_argument("--name", required=True)
     create_user.add_argument(
@@ -59,8 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     create_user.set_defaults(handler=cmd_create_user)
 
     importer = commands.add_parser(
-        "import", help="import photos: files, folders (recursive), .zip archives, .csv manifests"
-    )
+        "import", help="import photos: files, folders (recursive), .zip archives, .csv manifests",
+        description="Import photos straight into the database as an existing user: files, "
+                    "folders (recursive), .zip archives and .csv manifests.")
     importer.add_argument("paths", nargs="+", metavar="PATH")
     importer.add_argument("--as", dest="as_email", required=True, metavar="EMAIL",
                           help="the importer (an existing user, importer role or above)")
@@ -68,7 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument("--product", help="product name for every file")
     importer.set_defaults(handler=cmd_import)
 
-    demo = commands.add_parser("demo", help="import a small generated catalogue")
+    demo = commands.add_parser(
+        "demo", help="import a small generated catalogue",
+        description="Draw a small catalogue and import it as the user \"Demo\"; then run "
+                    "\"ecogram serve\" and register: the first account registered is admin.")
     demo.set_defaults(handler=cmd_demo)
 
     export = commands.add_parser("export", help="export approved photos to a shop platform")
@@ -84,32 +124,65 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(handler=cmd_export)
 
     sign = commands.add_parser(
-        "sign-url", help="sign an /img URL so it may use sizes outside ECOGRAM_ALLOWED_SIZES"
-    )
+        "sign-url", help="sign an /img URL so it may use sizes outside ECOGRAM_ALLOWED_SIZES",
+        description="Print a signed /img URL, on ECOGRAM_PUBLIC_URL, that may use sizes outside "
+                    "ECOGRAM_ALLOWED_SIZES.")
     sign.add_argument("path", metavar="PATH", help="e.g. /img/SKU-123 or /img/SKU-123/2")
     for name in ("w", "h", "dpr", "fit", "g", "fmt", "q", "bg", "v"):
         sign.add_argument(f"--{name}", metavar=name.upper())
     sign.set_defaults(handler=cmd_sign_url)
 
-    channels = commands.add_parser("channels", help="sales channels (docs/channels.md)")
+    channels = commands.add_parser(
+        "channels", help="sales channels (docs/channels.md)",
+        description="Sales channels: \"ecogram channels backfill\" measures the product, "
+                    "background and fill of every photo not measured yet, for readiness.")
     channel_actions = channels.add_subparsers(dest="action", required=True, metavar="ACTION")
     channel_actions.add_parser(
         "backfill", help="measure every photo not measured yet for channel readiness "
         "(resumable: stop it any time, run it again)"
     ).set_defaults(handler=cmd_channels_backfill)
+    parser.set_defaults(commands=commands.choices)
     return parser
 
 
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """argparse, naming the option it does not know, with the usage of the command it follows.
+
+    (Plain argparse answers `ecogram --bogus` with "the following arguments are required:
+    COMMAND" and `ecogram serve --prot 1` with the top-level usage.)
+    """
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for arg in argv:
+        if not arg.startswith("-"):
+            break
+        if arg not in ("-h", "--help"):
+            parser.error(f"unrecognized option {arg} (options go after the command)")
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        args.commands[args.command].error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
+
+
+def _setting_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The command line's say over the settings (serve's --host, --port, --workers)."""
+    return {name: value for name in ("host", "port", "workers")
+            if (value := getattr(args, name, None)) is not None}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
-        settings = Settings.from_env()
+        settings = Settings.from_env(**_setting_overrides(args))
     except SettingsError as exc:
         print(f"ecogram: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, human=args.command != "serve")
     try:
         return args.handler(args, settings)
+    except (UsageError, SettingsError) as exc:
+        print(f"ecogram: {exc}", file=sys.stderr)
+        return 2
     except db.SchemaTooNew as exc:
         print(f"ecogram: {exc}", file=sys.stderr)
         return 3
@@ -135,6 +208,9 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 def _read_password(from_stdin: bool) -> str | None:
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise UsageError("there is no terminal to ask the password on; give it on standard "
+                         "input with --password-stdin")
     import getpass
 
     first = getpass.getpass("Password: ")
@@ -174,59 +250,51 @@ def cmd_create_user(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _listen(settings: Settings) -> socket.socket:
+    from ecogram import server
+
+    where = f"{settings.host}:{settings.port}"
+    try:
+        return server.listen(settings.host, settings.port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            reason = (f"{where} is already in use (another `ecogram serve`?); choose another "
+                      "port with --port or ECOGRAM_PORT")
+        elif exc.errno == errno.EACCES:
+            reason = f"not allowed to listen on {where} (ports below 1024 need privileges)"
+        elif exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) or isinstance(
+                exc, socket.gaierror):
+            reason = (f"cannot listen on {where}: {settings.host} is not an address of this "
+                      "machine (see --host or ECOGRAM_HOST)")
+        else:
+            reason = f"cannot listen on {where}: {exc.strerror or exc}"
+        raise UsageError(reason) from None
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    settings = settings.replace(
-        host=args.host or settings.host,
-        port=args.port if args.port is not None else settings.port,
-        workers=args.workers or settings.workers,
-    )
+    """Bind, migrate once, say where to go, then serve: here, or under gunicorn's master."""
+    from ecogram import server
+
+    sock = _listen(settings)  # first: a port in use is said before anything starts
+    host, port = sock.getsockname()[:2]
+    url = served_url(settings.host, port)
+    if not os.environ.get("ECOGRAM_PUBLIC_URL", "").strip():
+        # Unset: public URLs follow the address served (--port 0: the port the system chose).
+        settings = settings.replace(public_url=url)
     # Done once, in this process, before any worker starts: the workers then share one
     # database, one schema and one secret key.
     settings = resolve_database(resolve_secret_key(settings))
     asyncio.run(_migrate(settings.database_url))
-    log.info(json.dumps({"event": "serving", "host": settings.host, "port": settings.port,
-                         "workers": settings.workers}))
+    log.info(json.dumps({"event": "serving", "url": url, "public_url": settings.public_url,
+                         "host": host, "port": port, "workers": settings.workers}))
+    print(f"E-co Gram is serving at {url} ({settings.workers} "
+          f"worker{'s' if settings.workers > 1 else ''}); open it in a browser. "
+          "Stop with Ctrl+C.", flush=True)
     if settings.workers == 1:
-        _run_worker(settings, None)
-        return 0
-    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((settings.host, settings.port))
-    sock.listen(1024)
-    sock.set_inheritable(True)
-    context = multiprocessing.get_context("fork")
-    workers = [
-        context.Process(target=_run_worker, args=(settings, sock), name=f"ecogram-worker-{i}")
-        for i in range(settings.workers)
-    ]
-    for worker in workers:
-        worker.start()
-
-    def stop(signum: int, frame: object) -> None:
-        for worker in workers:
-            if worker.is_alive():
-                os.kill(worker.pid, signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    for worker in workers:
-        worker.join()
+        server.serve_here(settings, sock)
+    else:
+        server.serve_workers(settings, sock)  # gunicorn's master: ends with SystemExit(0)
     return 0
-
-
-def _run_worker(settings: Settings, sock: socket.socket | None) -> None:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is installed on Linux
-        loop = asyncio.new_event_loop()
-    else:
-        loop = uvloop.new_event_loop()
-    app = create_app(settings, migrate=False)
-    if sock is None:
-        web.run_app(app, host=settings.host, port=settings.port, access_log=None, loop=loop,
-                    print=None)
-    else:
-        web.run_app(app, sock=sock, access_log=None, loop=loop, print=None)
 
 
 # --- import and demo ------------------------------------------------------------------------
@@ -328,18 +396,25 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from ecogram.catalog import demo
+    from ecogram.catalog import accounts, demo
 
     settings = resolve_database(settings)
 
-    async def work(pool, executor) -> dict:
+    async def work(pool, executor) -> tuple[dict, bool]:
         bar = ProgressBar(demo.PHOTO_COUNT)
-        return await demo.run_demo(pool, settings, executor, on_progress=bar.update)
+        report = await demo.run_demo(pool, settings, executor, on_progress=bar.update)
+        async with pool.acquire() as conn:
+            return report, await accounts.admin_exists(conn)
 
-    report = asyncio.run(_with_pool(settings, work))
+    report, has_admin = asyncio.run(_with_pool(settings, work))
     print_summary(report)
-    print("The broken SOCK-005 photo is refused on purpose. Start `ecogram serve` and sign in "
-          "to see the records (they are pending review).")
+    url = served_url(settings.host, settings.port)
+    print("The broken SOCK-005 photo is refused on purpose; the others wait for review.")
+    if has_admin:
+        print(f"Next: start `ecogram serve`, open {url}/login and sign in.")
+    else:
+        print(f"Next: start `ecogram serve` and open {url}/register: nobody is admin yet, so "
+              "the first account registered there becomes admin.")
     return 0
 
 
@@ -348,15 +423,16 @@ async def _export(settings: Settings, query, sink) -> int:
 
     from ecogram.catalog import exports
 
-    conn = await db.connect(settings.database_url)
+    # One connection, lent for each short read: none is held while the sink (a pipe) waits.
+    pool = await db.create_pool(settings.database_url, 1, 1)
     try:
         async def write(data: bytes) -> None:
             sink.write(data)
 
-        return await exports.run_export(conn, None, query, settings.public_url, write,
+        return await exports.run_export(pool.acquire, None, query, settings.public_url, write,
                                         actor_name=f"command line ({getpass.getuser()})")
     finally:
-        await conn.close()
+        await pool.close()
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:

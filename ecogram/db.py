@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import logging
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiosql
 import asyncpg
+
+from ecogram.errors import AppError
 
 log = logging.getLogger("ecogram.db")
 
@@ -120,15 +123,116 @@ async def connect(url: str, **kwargs: Any) -> asyncpg.Connection:
     return conn
 
 
-async def create_pool(url: str, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    return await asyncpg.create_pool(
+class Pool(asyncpg.Pool):
+    """asyncpg's pool whose ``acquire()`` waits at most ``acquire_timeout`` seconds (a free
+    slot and, when needed, a new connection) unless the caller says otherwise: a dead or
+    saturated database becomes a 503 within seconds (``is_unavailable``), never a hang."""
+
+    acquire_timeout: float | None = None
+
+    def acquire(self, *, timeout: float | None = None):  # type: ignore[override]
+        return super().acquire(timeout=self.acquire_timeout if timeout is None else timeout)
+
+
+async def create_pool(
+    url: str, min_size: int = 1, max_size: int = 10, wait: float = 5.0
+) -> asyncpg.Pool:
+    """The pool; ``wait`` (seconds) bounds both a new connection and every ``acquire()``."""
+    pool = Pool(
         url,
         min_size=min_size,
         max_size=max_size,
+        max_queries=50_000,
+        max_inactive_connection_lifetime=300.0,
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
         init=_init_connection,
         command_timeout=60,
-        # Unreachable database: fail fast so /readyz answers 503 instead of hanging.
-        timeout=5,
+        timeout=wait,  # connect
+    )
+    pool.acquire_timeout = wait
+    _quiet_pool_log()
+    return await pool
+
+
+class _OneLineReconnects(logging.Filter):
+    """asyncpg's pool logs every failed attempt to restore its minimum size with a traceback:
+    while the database is away, one traceback a second and then fewer. Those become one JSON
+    line each, without the trace; anything else it logs passes as it is."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None and is_unavailable(error):
+            record.msg = json.dumps({"event": "database_reconnect_failed",
+                                     "error": type(error).__name__})
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _quiet_pool_log() -> None:
+    pool_log = logging.getLogger("asyncpg.pool")
+    if not any(isinstance(f, _OneLineReconnects) for f in pool_log.filters):
+        pool_log.addFilter(_OneLineReconnects())
+
+
+# --- the database is away --------------------------------------------------------------------
+
+RETRY_AFTER = 5  # seconds a client is told to wait while the database is unavailable
+
+# What a database that is down, restarting, shutting down or full of connections raises; a
+# query's own errors (constraint violations, syntax, serialization) are not among them.
+_UNAVAILABLE = (
+    asyncpg.exceptions.ConnectionDoesNotExistError,  # the connection died under a query
+    asyncpg.exceptions.PostgresConnectionError,  # SQLSTATE class 08
+    asyncpg.exceptions.CannotConnectNowError,  # 57P03: starting up, shutting down
+    asyncpg.exceptions.AdminShutdownError,  # 57P01
+    asyncpg.exceptions.CrashShutdownError,  # 57P02
+    asyncpg.exceptions.TooManyConnectionsError,  # 53300
+)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means "the database cannot be reached or used right now".
+
+    That is asyncpg's connection-level errors, and an ``OSError`` (refused, reset, no socket)
+    or ``TimeoutError`` (connect, acquire, command) raised from inside asyncpg — the same
+    classes raised anywhere else (a file, the client's socket) are not the database's — and a
+    connection found closed. An error raised while handling one (a rollback on the dead
+    connection) counts too.
+    """
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 8:
+        if isinstance(current, _UNAVAILABLE):
+            return True
+        if isinstance(current, OSError | TimeoutError) and _raised_in_driver(current):
+            return True
+        # The server went away between two queries on a connection held meanwhile; asyncpg
+        # says so only in the message (the pool reconnects closed connections on acquire).
+        if isinstance(current, asyncpg.InterfaceError) and "connection is closed" in str(current):
+            return True
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return False
+
+
+def _raised_in_driver(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_globals.get("__name__", "").startswith("asyncpg."):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def unavailable() -> AppError:
+    """The answer while the database is away: 503 ``unavailable`` with ``Retry-After``."""
+    return AppError(
+        503, "unavailable", "The service is briefly unavailable; try again in a few seconds.",
+        {"retry_after": RETRY_AFTER}, headers={"Retry-After": str(RETRY_AFTER)},
     )
 
 
@@ -139,10 +243,14 @@ def start_embedded(data_dir: Path) -> str:
     creates a system user for PostgreSQL and makes the data directory's parents readable by it,
     so keep ECOGRAM_DATA_DIR somewhere that may be world-readable.
     """
-    import pgserver  # imported here: it is only needed without DATABASE_URL
-
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(data_dir / "pg", cleanup_mode="stop")
+    with warnings.catch_warnings():
+        # pgserver asks platformdirs for its runtime directory when imported; without
+        # XDG_RUNTIME_DIR (containers, cron, ssh) that printed a warning on every command.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+        import pgserver  # imported here: it is only needed without DATABASE_URL
+
+        server = pgserver.get_server(data_dir / "pg", cleanup_mode="stop")
     _embedded_servers.append(server)  # keep the handle alive for the life of the process
     return server.get_uri()
 

@@ -122,6 +122,11 @@ class Localizer:
     def ngettext(self, singular: str, plural: str, n: int) -> str:
         return self.translations.ngettext(singular, plural, n)
 
+    def pgettext(self, context: str, message: str) -> str:
+        """A word whose translation depends on what it is said of (one photo's status is
+        "aprovada", a count of them "aprovadas")."""
+        return self.translations.pgettext(context, message)
+
     def datetime(self, value: dt.datetime | str | None, fmt: str = "medium") -> str:
         if value is None or value == "":
             return ""
@@ -195,6 +200,16 @@ def _ngettext(context, singular: str, plural: str, n: int) -> str:
 
 
 @jinja2.pass_context
+def _pgettext(context, msgctxt: str, message: str) -> str:
+    return _localizer(context).pgettext(msgctxt, message)
+
+
+@jinja2.pass_context
+def _npgettext(context, msgctxt: str, singular: str, plural: str, n: int) -> str:
+    return _localizer(context).translations.npgettext(msgctxt, singular, plural, n)
+
+
+@jinja2.pass_context
 def _filter_datetime(context, value, fmt: str = "medium") -> str:
     return _localizer(context).datetime(value, fmt)
 
@@ -227,7 +242,8 @@ def setup(app: web.Application, env: jinja2.Environment) -> None:
     """
     app[_LOCALE_KEY] = load_all()
     env.add_extension("jinja2.ext.i18n")
-    env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        _gettext, _ngettext, newstyle=True, pgettext=_pgettext, npgettext=_npgettext)
     env.filters["datetime"] = _filter_datetime
     env.filters["date"] = _filter_date
     env.filters["daymonth"] = _filter_day_month

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 
 from aiohttp import web
+from aiohttp.web import RequestPayloadError
 from multidict import istr
 
-from ecogram import request_ids
+from ecogram import db, request_ids
 from ecogram.errors import AppError
 from ecogram.metrics import Metrics
 from ecogram.pages import render_page
@@ -35,6 +37,9 @@ _HTTP_CODES = {
     503: "unavailable",
 }
 _clock = time.perf_counter
+# nginx's status for a client that closed the connection before the answer: never sent, only
+# counted and logged.
+CLIENT_CLOSED_REQUEST = 499
 
 
 def wants_json(request: web.Request) -> bool:
@@ -74,14 +79,15 @@ def make_request_context(metrics: Metrics):
                 error = AppError(exc.status, code, _http_message(exc),
                                  headers=_kept_headers(exc))
                 response = render_error(request, error)
-            except Exception:
-                log.exception(json.dumps({"event": "unhandled_error",
-                                          "request_id": request_id(request)}))
-                response = render_error(request, AppError(
-                    500,
-                    "internal_error",
-                    "Something went wrong on our side. Quote the request id when reporting it.",
-                ))
+            except asyncio.CancelledError:
+                # The handler was cancelled because the client went away (aiohttp does that
+                # when handler_cancellation is on): still a client abort, and still cancelled.
+                if _client_gone(request):
+                    status = CLIENT_CLOSED_REQUEST
+                    _log_abort(request, "CancelledError")
+                raise
+            except Exception as exc:
+                response = _unexpected(request, exc)
             status = response.status
             headers = response.headers
             if NOSNIFF_HEADER not in headers:
@@ -112,6 +118,52 @@ def make_request_context(metrics: Metrics):
                 )
 
     return request_context
+
+
+def _unexpected(request: web.Request, exc: Exception) -> web.Response:
+    """An exception no handler turned into an answer: the database being away (503), the
+    client gone mid-request (499, nobody to answer), or our bug (500, logged with its trace).
+
+    Classified here, once, so every route gets the same answer and one log line without a
+    traceback for the first two."""
+    if db.is_unavailable(exc):
+        log.warning(json.dumps({
+            "event": "database_unavailable",
+            "request_id": request_id(request),
+            "method": request.method,
+            "path": request.path,
+            "error": type(exc).__name__,
+        }))
+        return render_error(request, db.unavailable())
+    if isinstance(exc, ConnectionResetError | RequestPayloadError):
+        if _client_gone(request):
+            _log_abort(request, type(exc).__name__)
+            # Nobody will read it; it only carries the status to the metrics and the log.
+            return web.Response(status=CLIENT_CLOSED_REQUEST, reason="Client Closed Request")
+        if isinstance(exc, RequestPayloadError):  # a body that does not parse: the client's
+            return render_error(request, AppError(
+                400, "bad_request", "The request body could not be read."))
+    log.exception(json.dumps({"event": "unhandled_error", "request_id": request_id(request)}))
+    return render_error(request, AppError(
+        500,
+        "internal_error",
+        "Something went wrong on our side. Quote the request id when reporting it.",
+    ))
+
+
+def _log_abort(request: web.Request, error: str) -> None:
+    log.info(json.dumps({
+        "event": "client_abort",
+        "request_id": request_id(request),
+        "method": request.method,
+        "path": request.path,
+        "error": error,
+    }))
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 def _http_message(exc: web.HTTPException) -> str:

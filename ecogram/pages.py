@@ -14,7 +14,9 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from ecogram.i18n import localizer_for
+from ecogram import page_texts
+from ecogram.errors import AppError
+from ecogram.i18n import Localizer, localizer_for
 
 CSP = (
     "default-src 'self'; img-src 'self' data: blob:; script-src 'self'; "
@@ -28,12 +30,49 @@ PAGE_HEADERS = {
 }
 
 
+class Texts:
+    """The page's sentences for things the service names by code (``texts`` in templates)."""
+
+    def __init__(self, i18n: Localizer) -> None:
+        self.i18n = i18n
+
+    def warning(self, warning: Mapping[str, Any], qc: Mapping[str, Any] | None = None) -> str:
+        return page_texts.warning_text(self.i18n, warning, qc)
+
+    def warning_name(self, code: str) -> str:
+        return page_texts.warning_name(self.i18n, code)
+
+    def actor(self, name: str | None, actor_id: int | None = None) -> str:
+        return page_texts.actor_name(self.i18n, name, actor_id)
+
+    def field(self, name: str) -> str:
+        return page_texts.field_name(self.i18n, name)
+
+    def value(self, name: str, value: str) -> str:
+        return page_texts.value_name(self.i18n, name, value)
+
+    def js_errors(self) -> dict[str, str]:
+        return page_texts.js_errors(self.i18n)
+
+    def js_warnings(self) -> dict[str, str]:
+        return page_texts.js_warnings(self.i18n)
+
+
 def render_page(template: str, request: web.Request, context: Mapping[str, Any],
                 status: int = 200) -> web.Response:
+    """Render ``template`` in the request's language.
+
+    An ``error`` in the context (an ``AppError``: the error page, a refused form) reaches the
+    template as a ``page_texts.PageError``, its sentence in the page's language.
+    """
     localizer = localizer_for(request)
+    extra: dict[str, Any] = {"i18n": localizer, "page_path_qs": request.path_qs,
+                             "texts": Texts(localizer)}
+    error = context.get("error")
+    if isinstance(error, AppError):
+        extra["error"] = page_texts.page_error(localizer, error)
     response = aiohttp_jinja2.render_template(
-        template, request, {**context, "i18n": localizer, "page_path_qs": request.path_qs},
-        status=status,
+        template, request, {**context, **extra}, status=status,
     )
     response.headers["Content-Language"] = localizer.html_lang
     response.headers.update(PAGE_HEADERS)

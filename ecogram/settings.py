@@ -21,13 +21,38 @@ class SettingsError(ValueError):
     """A setting has a value the service cannot run with."""
 
 
+# Each parser raises ValueError with the end of a sentence that starts with the variable's name:
+# "ECOGRAM_MIN_SIDE must be a whole number (not 'abc')".
+
+
+def _int(raw: str) -> int:
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise ValueError("must be a whole number") from None
+
+
+def _float(raw: str) -> float:
+    try:
+        return float(raw.strip())
+    except ValueError:
+        raise ValueError("must be a number") from None
+
+
+def _port(raw: str) -> int:
+    value = _int(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError("must be a port number from 0 to 65535")
+    return value
+
+
 def _bool(raw: str) -> bool:
     value = raw.strip().lower()
     if value in {"1", "true", "yes", "on"}:
         return True
     if value in {"0", "false", "no", "off", ""}:
         return False
-    raise ValueError(f"expected true/false, got {raw!r}")
+    raise ValueError("must be true or false")
 
 
 def _optional_str(raw: str) -> str | None:
@@ -39,16 +64,22 @@ def _sizes(raw: str) -> tuple[int, ...] | None:
     raw = raw.strip()
     if raw == "*":
         return None
-    sizes = tuple(sorted({int(part) for part in raw.split(",") if part.strip()}))
+    try:
+        sizes = tuple(sorted({int(part) for part in raw.split(",") if part.strip()}))
+    except ValueError:
+        sizes = ()
     if not sizes or any(size <= 0 for size in sizes):
-        raise ValueError("expected '*' or positive integers separated by commas")
+        raise ValueError("must be '*' or whole numbers above zero separated by commas")
     return sizes
 
 
 def _int_list(raw: str) -> tuple[int, ...]:
-    values = tuple(int(part) for part in raw.split(",") if part.strip())
+    try:
+        values = tuple(int(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        values = (0,)
     if any(value <= 0 for value in values):
-        raise ValueError("expected positive integers separated by commas")
+        raise ValueError("must be whole numbers above zero separated by commas")
     return values
 
 
@@ -60,16 +91,19 @@ def _choice(*choices: str) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         value = raw.strip().lower()
         if value not in choices:
-            raise ValueError(f"expected one of {', '.join(choices)}")
+            raise ValueError(f"must be one of {', '.join(choices)}")
         return value
 
     return parse
 
 
 def _regex(raw: str) -> str:
-    compiled = re.compile(raw)
+    try:
+        compiled = re.compile(raw)
+    except re.error as exc:
+        raise ValueError(f"must be a regular expression ({exc})") from None
     if "code" not in compiled.groupindex:
-        raise ValueError("the pattern needs a named group (?P<code>...)")
+        raise ValueError("must have a named group (?P<code>...)")
     return raw
 
 
@@ -81,6 +115,24 @@ def _positive(parse: Callable[[str], Any]) -> Callable[[str], Any]:
         return value
 
     return checked
+
+
+def _url(raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if value and not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError("must be an http:// or https:// URL")
+    return value
+
+
+def served_url(host: str, port: int) -> str:
+    """The URL of ``host:port`` as a browser on this machine reaches it."""
+    if host in ("", "0.0.0.0"):  # noqa: S104 - every address: this machine's is one of them
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 def setting(env: str, default: str, help: str, parse: Callable[[str], Any] = str) -> Any:
@@ -117,34 +169,53 @@ class Settings:
         "Unset: a random key is generated once and kept in ECOGRAM_DATA_DIR/secret_key.",
         _optional_str)
     public_url: str = setting(
-        "ECOGRAM_PUBLIC_URL", "http://127.0.0.1:8080", "Public base URL of the service (or of "
-        "the CDN in front of it); image URLs in exports and records are built on it.",
-        lambda raw: raw.strip().rstrip("/"))
-    host: str = setting("ECOGRAM_HOST", "127.0.0.1", "Address `ecogram serve` listens on.")
-    port: int = setting("ECOGRAM_PORT", "8080", "Port `ecogram serve` listens on.", int)
+        "ECOGRAM_PUBLIC_URL", "", "Public base URL of the service (or of the CDN in front of "
+        "it); image URLs in exports, records, snippets and `sign-url` are built on it. Unset: "
+        "the address `ecogram serve` listens on (http://ECOGRAM_HOST:ECOGRAM_PORT, or what "
+        "--host and --port say).", _url)
+    host: str = setting("ECOGRAM_HOST", "127.0.0.1", "Address `ecogram serve` listens on.",
+                        lambda raw: raw.strip())
+    port: int = setting("ECOGRAM_PORT", "8080", "Port `ecogram serve` listens on.", _port)
     workers: int = setting(
         "ECOGRAM_WORKERS", "1", "Processes `ecogram serve` starts, sharing the port.",
-        _positive(int))
+        _positive(_int))
+    header_timeout: float = setting(
+        "ECOGRAM_HEADER_TIMEOUT", "10", "Seconds a client has to send a request's headers, "
+        "from its first byte (or from connecting); a slower one is cut off (408).",
+        _positive(_float))
     log_level: str = setting(
         "ECOGRAM_LOG_LEVEL", "info", "Log level: debug, info, warning or error.",
         _choice("debug", "info", "warning", "error"))
     db_pool_min: int = setting(
-        "ECOGRAM_DB_POOL_MIN", "1", "Smallest database pool per worker.", int)
+        "ECOGRAM_DB_POOL_MIN", "1", "Smallest database pool per worker.", _int)
     db_pool_max: int = setting(
-        "ECOGRAM_DB_POOL_MAX", "10", "Largest database pool per worker.", _positive(int))
+        "ECOGRAM_DB_POOL_MAX", "10", "Largest database pool per worker.", _positive(_int))
+    db_timeout: float = setting(
+        "ECOGRAM_DB_TIMEOUT", "5", "Longest wait for a database connection (a free pool slot, "
+        "or a new connection), in seconds; beyond it the request answers 503 `unavailable`.",
+        _positive(_float))
+    body_timeout: float = setting(
+        "ECOGRAM_BODY_TIMEOUT", "30", "Seconds a request body may send nothing before the "
+        "request is answered 408 and its connection closed.", _positive(_float))
+    max_form_kb: int = setting(
+        "ECOGRAM_MAX_FORM_KB", "64", "Largest page form or JSON request body, in KB (413 "
+        "above); only upload routes take larger bodies.", _positive(_int))
 
     # --- accounts ---------------------------------------------------------------------------
     registration: str = setting(
-        "ECOGRAM_REGISTRATION", "open", "`open`: anyone may register (as viewer; the first user "
-        "becomes admin). `closed`: only admins create users.", _choice("open", "closed"))
+        "ECOGRAM_REGISTRATION", "open", "`open`: anyone may register (as viewer; while no "
+        "active admin exists, the first account becomes admin). `closed`: only admins create "
+        "users (and, on a fresh install where no account but the demo's exists, the first "
+        "account registered, who becomes admin).",
+        _choice("open", "closed"))
     token_ttl: int = setting(
-        "ECOGRAM_TOKEN_TTL", "3600", "Lifetime of an access token, in seconds.", _positive(int))
+        "ECOGRAM_TOKEN_TTL", "3600", "Lifetime of an access token, in seconds.", _positive(_int))
     login_max_failures: int = setting(
         "ECOGRAM_LOGIN_MAX_FAILURES", "10", "Failed logins per e-mail or per client address "
-        "allowed within the window before 429.", _positive(int))
+        "allowed within the window before 429.", _positive(_int))
     login_window: int = setting(
         "ECOGRAM_LOGIN_WINDOW", "900", "Window for counting failed logins, in seconds.",
-        _positive(int))
+        _positive(_int))
     cookie_secure: str = setting(
         "ECOGRAM_COOKIE_SECURE", "auto", "Secure flag of the session cookie: `auto` (when the "
         "request came over HTTPS, X-Forwarded-Proto included), `true` or `false`.",
@@ -153,38 +224,43 @@ class Settings:
     # --- import and quality control -------------------------------------------------------
     max_upload_mb: int = setting(
         "ECOGRAM_MAX_UPLOAD_MB", "25", "Largest accepted image file, in MB (413 above).",
-        _positive(int))
+        _positive(_int))
     max_request_mb: int = setting(
         "ECOGRAM_MAX_REQUEST_MB", "2048", "Largest request body (a ZIP upload), in MB.",
-        _positive(int))
+        _positive(_int))
     max_pixels: int = setting(
         "ECOGRAM_MAX_PIXELS", "50000000", "Largest accepted image, in pixels (width x height).",
-        _positive(int))
+        _positive(_int))
     max_frames: int = setting(
-        "ECOGRAM_MAX_FRAMES", "500", "Most frames accepted in an animated image.", _positive(int))
+        "ECOGRAM_MAX_FRAMES", "500", "Most frames accepted in an animated image.", _positive(_int))
     min_side: int = setting(
-        "ECOGRAM_MIN_SIDE", "500", "Shortest side in pixels below which an image is refused.", int)
+        "ECOGRAM_MIN_SIDE", "500", "Shortest side in pixels below which an image is refused.", _int)
     zoom_side: int = setting(
         "ECOGRAM_ZOOM_SIDE", "1000", "Long side in pixels below which an image gets a warning "
-        "(shops offer no zoom).", int)
+        "(shops offer no zoom).", _int)
     near_duplicate_distance: int = setting(
         "ECOGRAM_NEAR_DUPLICATE_DISTANCE", "6", "Hamming distance between 64-bit perceptual "
-        "hashes under which two images of the same code are near-duplicates.", int)
+        "hashes under which two images of the same code are near-duplicates.", _int)
     filename_pattern: str = setting(
         "ECOGRAM_FILENAME_PATTERN", DEFAULT_FILENAME_PATTERN, "Regular expression on the file "
         "name without extension, with groups `code` and optional `position`, used when no code "
         "is given.", _regex)
     zip_max_members: int = setting(
-        "ECOGRAM_ZIP_MAX_MEMBERS", "10000", "Most members read from one ZIP.", _positive(int))
+        "ECOGRAM_ZIP_MAX_MEMBERS", "10000", "Most members read from one ZIP.", _positive(_int))
     zip_max_total_mb: int = setting(
         "ECOGRAM_ZIP_MAX_TOTAL_MB", "4096", "Most bytes inflated from one ZIP, in MB.",
-        _positive(int))
+        _positive(_int))
     import_allow_private_urls: bool = setting(
         "ECOGRAM_IMPORT_ALLOW_PRIVATE_URLS", "false", "Allow manifest URLs that resolve to "
         "loopback, private or link-local addresses.", _bool)
     url_timeout: float = setting(
         "ECOGRAM_URL_TIMEOUT", "20", "Total time allowed to fetch one manifest URL, in seconds.",
-        _positive(float))
+        _positive(_float))
+
+    # --- export --------------------------------------------------------------------------------
+    max_exports: int = setting(
+        "ECOGRAM_MAX_EXPORTS", "4", "Exports streamed at once per worker; more answer 429 "
+        "`too_many_exports` with Retry-After.", _positive(int))
 
     # --- delivery ------------------------------------------------------------------------------
     allowed_sizes: tuple[int, ...] | None = setting(
@@ -192,33 +268,33 @@ class Settings:
         "a signature, comma-separated; `*` allows any size up to the original.", _sizes)
     cache_memory_mb: int = setting(
         "ECOGRAM_CACHE_MEMORY_MB", "256", "Rendered variants kept in process memory (LRU), in MB "
-        "per worker.", int)
+        "per worker.", _int)
     redis_prefix: str = setting(
         "ECOGRAM_REDIS_PREFIX", "ecogram", "Prefix of every key this service writes in Redis, "
         "so several deployments (or test runs) can share one Redis.",
         lambda raw: raw.strip() or "ecogram")
     cache_ttl: int = setting(
         "ECOGRAM_CACHE_TTL", "604800", "How long Redis keeps a rendered variant, in seconds.",
-        _positive(int))
+        _positive(_int))
     masters_cache_mb: int = setting(
         "ECOGRAM_MASTERS_CACHE_MB", "128", "Decoded-ready source masters kept in process memory, "
-        "in MB per worker, so cold sizes of a hot photo skip the database.", int)
+        "in MB per worker, so cold sizes of a hot photo skip the database.", _int)
     master_side: int = setting(
         "ECOGRAM_MASTER_SIDE", "2048", "Long side of the normalised master rendered once at "
         "import; /img renders from it (from the original when a larger size is asked).",
-        _positive(int))
+        _positive(_int))
     render_threads: int = setting(
         "ECOGRAM_RENDER_THREADS", "2", "Threads that run libvips work, per worker.",
-        _positive(int))
+        _positive(_int))
     render_queue: int = setting(
         "ECOGRAM_RENDER_QUEUE", "64", "Renders waiting for a thread before /img answers 503.",
-        _positive(int))
+        _positive(_int))
     render_timeout: float = setting(
         "ECOGRAM_RENDER_TIMEOUT", "15", "Longest time one render may take, in seconds.",
-        _positive(float))
+        _positive(_float))
     cache_max_age: int = setting(
         "ECOGRAM_CACHE_MAX_AGE", "86400", "Cache-Control max-age of /img answers without a "
-        "matching `v`, in seconds.", int)
+        "matching `v`, in seconds.", _int)
     eager_widths: tuple[int, ...] = setting(
         "ECOGRAM_EAGER_WIDTHS", "400,800", "Widths rendered in the background when a photo is "
         "approved.", _int_list)
@@ -240,7 +316,11 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Read every setting from ``env`` (default: the process environment)."""
+        """Read every setting from ``env`` (default: the process environment).
+
+        ``overrides`` win over the environment (the command line's --host, --port...); an unset
+        ECOGRAM_PUBLIC_URL follows the host and port in force.
+        """
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
         errors: list[str] = []
@@ -252,10 +332,12 @@ class Settings:
             raw = env.get(meta["env"], meta["default"])
             try:
                 values[item.name] = meta["parse"](raw)
-            except (ValueError, re.error) as exc:
-                errors.append(f"{meta['env']}={raw!r}: {exc}")
+            except ValueError as exc:
+                errors.append(f"{meta['env']} {exc} (not {raw!r})")
         if errors:
-            raise SettingsError("invalid settings: " + "; ".join(errors))
+            raise SettingsError("; ".join(errors))
+        if not values["public_url"]:
+            values["public_url"] = served_url(values["host"], values["port"])
         settings = cls(**values)
         settings.validate()
         return settings

@@ -12,6 +12,31 @@
   } catch (e) { /* no Intl: the server shows UTC */ }
 
   document.addEventListener("DOMContentLoaded", function () {
+    // Main navigation: on narrow screens a "Menu" button opens the list of every section.
+    var nav = document.getElementById("mainnav");
+    var menu = nav && nav.querySelector(".menu-button");
+    if (menu) {
+      menu.hidden = false;
+      nav.classList.add("has-menu");
+      var setOpen = function (open) {
+        menu.setAttribute("aria-expanded", open ? "true" : "false");
+        nav.classList.toggle("is-open", open);
+      };
+      menu.addEventListener("click", function () {
+        setOpen(menu.getAttribute("aria-expanded") !== "true");
+      });
+      document.addEventListener("keydown", function (event) {
+        if (event.key === "Escape" && nav.classList.contains("is-open")) {
+          setOpen(false);
+          menu.focus();
+        }
+      });
+      // A tap beside the open menu closes it.
+      document.addEventListener("click", function (event) {
+        if (nav.classList.contains("is-open") && !nav.contains(event.target)) setOpen(false);
+      });
+    }
+
     // Forms that destroy something ask first.
     Array.prototype.forEach.call(document.querySelectorAll("form[data-confirm]"), function (form) {
       form.addEventListener("submit", function (event) {
@@ -40,6 +65,13 @@
         }
       });
     });
+
+    // Library filters fold on a phone unless one is in use: the photos come first.
+    var filterBox = document.querySelector(".filter-box");
+    if (filterBox && !filterBox.hasAttribute("data-in-use") &&
+        window.matchMedia("(max-width: 40em)").matches) {
+      filterBox.open = false;
+    }
 
     // Library: "select all" and the count of selected photos.
     var all = document.getElementById("select-all");

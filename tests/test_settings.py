@@ -75,3 +75,34 @@ def test_every_setting_is_documented_with_its_default():
     wrong = {env: (rows[env], default) for env, default in documented.items()
              if rows[env] != (f"`{default}`" if default else "(unset)")}
     assert wrong == {}, "docs/settings.md shows another default than the code"
+
+
+@pytest.mark.parametrize(
+    ("env", "sentence"),
+    [
+        ({"ECOGRAM_MIN_SIDE": "abc"}, "ECOGRAM_MIN_SIDE must be a whole number (not 'abc')"),
+        ({"ECOGRAM_RENDER_TIMEOUT": "soon"}, "ECOGRAM_RENDER_TIMEOUT must be a number"),
+        ({"ECOGRAM_PORT": "70000"}, "ECOGRAM_PORT must be a port number from 0 to 65535"),
+        ({"ECOGRAM_EAGER_WIDTHS": "400,wide"}, "ECOGRAM_EAGER_WIDTHS must be whole numbers"),
+        ({"ECOGRAM_FILENAME_PATTERN": "(unclosed"}, "ECOGRAM_FILENAME_PATTERN must be a regular"),
+        ({"ECOGRAM_PUBLIC_URL": "shop.example.com"}, "ECOGRAM_PUBLIC_URL must be an http://"),
+        ({"ECOGRAM_HEADER_TIMEOUT": "0"}, "ECOGRAM_HEADER_TIMEOUT must be greater than zero"),
+    ],
+)
+def test_invalid_values_are_told_in_a_sentence(env, sentence):
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(env)
+    assert str(caught.value).startswith(sentence)
+    assert "invalid literal" not in str(caught.value) and "could not convert" not in str(
+        caught.value)
+
+
+def test_an_unset_public_url_follows_the_address_served():
+    assert Settings.from_env({}).public_url == "http://127.0.0.1:8080"
+    assert Settings.from_env({"ECOGRAM_PORT": "9000"}).public_url == "http://127.0.0.1:9000"
+    # The command line's --host and --port arrive as overrides.
+    assert Settings.from_env({}, host="0.0.0.0", port=8123).public_url == "http://127.0.0.1:8123"
+    assert Settings.from_env({"ECOGRAM_HOST": "::1"}).public_url == "http://[::1]:8080"
+    # Set, it wins whatever the port.
+    assert Settings.from_env({"ECOGRAM_PUBLIC_URL": "https://cdn.example.com/"},
+                             port=8123).public_url == "https://cdn.example.com"

@@ -33,6 +33,9 @@ MAX_NAME_LENGTH = 200
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 EDITABLE_FIELDS = ("role", "disabled")
+# The importer `ecogram demo` names on its records. Nobody knows its password, so it never counts
+# as an admin: after the demo, the first account registered still becomes admin.
+DEMO_EMAIL = "demo@ecogram.invalid"
 
 
 def user_json(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -59,6 +62,8 @@ def check_email(value: object) -> str:
     email = value.strip()
     if len(email) > MAX_EMAIL_LENGTH or not _EMAIL.match(email) or _CONTROL.search(email):
         raise invalid("This is not an e-mail address.", field="email")
+    if email.lower() == DEMO_EMAIL:
+        raise invalid("This e-mail address is reserved for the demo.", field="email")
     return email
 
 
@@ -81,6 +86,23 @@ def check_role(value: object) -> str:
     return value  # type: ignore[return-value]
 
 
+async def admin_exists(conn: asyncpg.Connection) -> bool:
+    """Whether an active admin (the demo's account never counts) can run the service."""
+    return await db.queries.active_admin_exists(conn, demo_email=DEMO_EMAIL)
+
+
+async def may_claim_admin(conn: asyncpg.Connection, settings: Settings) -> bool:
+    """Whether the next registration becomes admin.
+
+    Open registration: while no active admin exists. Closed registration: only on a fresh
+    install (nobody but the demo's account), so an operator who made accounts with
+    ``ecogram create-user`` keeps deciding who administers.
+    """
+    if settings.registration == "closed":
+        return not await db.queries.account_exists_besides_demo(conn, demo_email=DEMO_EMAIL)
+    return not await admin_exists(conn)
+
+
 def _registration_closed() -> AppError:
     return AppError(403, "registration_closed", "Registration is closed; ask an admin for an "
                     "account.")
@@ -90,20 +112,25 @@ async def register(
     pool: asyncpg.Pool, settings: Settings, *, email: object, name: object, password: object,
     client: str | None,
 ) -> dict[str, Any]:
-    """Create an account: the first one becomes admin, later ones viewer (or 403 when closed)."""
+    """Create an account: admin while nobody can administer (``may_claim_admin``), else viewer
+    (or 403 when registration is closed).
+
+    The demo's account never counts as an admin, so the first person to register after
+    ``ecogram demo`` (or after every admin was disabled) becomes admin.
+    """
     email = check_email(email)
     name = check_name(name)
     password = passwords.check_password_rules(password, email)
     if settings.registration == "closed":
         # Cheap early answer; the decision that counts is made again under the lock below.
         async with pool.acquire() as conn:
-            if await db.queries.any_user_exists(conn):
+            if not await may_claim_admin(conn, settings):
                 raise _registration_closed()
     password_hash = await passwords.hash_password(password)
     async with pool.acquire() as conn, conn.transaction():
         # Two concurrent first registrations: the second waits here, then sees the first.
         await db.queries.lock_user_registration(conn)
-        first = not await db.queries.any_user_exists(conn)
+        first = await may_claim_admin(conn, settings)
         if not first and settings.registration == "closed":
             raise _registration_closed()
         role = "admin" if first else "viewer"
@@ -114,7 +141,7 @@ async def register(
             raise conflict("email_taken", "An account with this e-mail address already exists.",
                            field="email")
         await audit.record(conn, identity_of(row), "user.register", target=f"user:{row['id']}",
-                           client=client, details={"role": role, "first_user": first})
+                           client=client, details={"role": role, "first_admin": first})
     return user_json(row)
 
 
@@ -289,9 +316,11 @@ async def update_user(
         after = {**before, **changes}
         if after == before:
             return user_json(row)
-        was_admin = before["role"] == "admin" and not before["disabled"]
+        was_admin = (before["role"] == "admin" and not before["disabled"]
+                     and row["email"].lower() != DEMO_EMAIL)
         stays_admin = after["role"] == "admin" and not after["disabled"]
-        if was_admin and not stays_admin and await db.queries.count_active_admins(conn) <= 1:
+        if was_admin and not stays_admin and await db.queries.count_active_admins(
+                conn, demo_email=DEMO_EMAIL) <= 1:
             raise conflict("last_admin", "This is the last active admin: promote another user "
                            "to admin first.")
         updated = await db.queries.update_user_access(

@@ -18,6 +18,10 @@ concluded — the resolved image, the key, the headers — and the replay only c
 address still resolves to that same image version and that the variant is still in memory.
 No bytes are kept there.
 
+While the database is away, an address resolves to the last answer the database gave for it
+(stale-if-error, ``known``), so what memory or Redis holds is still served; anything that
+needs the database is the middleware's 503 ``unavailable``.
+
 Cache keys carry the image version, and every change of what an address serves bumps the
 version (replace, reorder) or leaves the approved set (reject, delete): old variants become
 unreachable by construction. The event hooks and NOTIFY only keep memory and freshness tidy.
@@ -26,6 +30,7 @@ unreachable by construction. The event hooks and NOTIFY only keep memory and fre
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import email.utils
 import json
@@ -74,6 +79,8 @@ MAX_CODE = 200
 PARSED_MEMO = 4096  # distinct query strings whose parsed options are kept
 ACCEPT_MEMO = 512  # distinct Accept headers whose negotiated format is kept
 RECENT_MEMO = 4096  # distinct (request target, Accept) whose answer can be replayed
+KNOWN_CODES = 50_000  # codes whose last resolution is kept for when the database is away
+STALE_WINDOW = 1.0  # seconds after a database failure during which resolve() asks it no more
 EAGER_QUEUE = 1000  # approvals waiting for their presets; beyond, presets render on demand
 _VERSION = re.compile(r"[0-9]{1,10}")
 
@@ -214,6 +221,10 @@ class Delivery:
             settings.masters_cache_mb * MB
         )
         self.resolutions = Resolutions()
+        # code → position → the last approved image the database resolved it to: read only
+        # when the database fails (``resolve``), so it costs the warm path nothing.
+        self.known: dict[str, dict[int | None, Resolved]] = {}
+        self._db_down_until = 0.0
         self.listener: ImageListener | None = None
         self.redis: RedisTier | None = None
         if redis is not None:
@@ -242,6 +253,7 @@ class Delivery:
         self._mem_miss = metrics.cache_lookups.labels("memory", "miss")
         self._res_hit = metrics.resolutions.labels("hit")
         self._res_miss = metrics.resolutions.labels("miss")
+        self._res_stale = metrics.resolutions.labels("stale")
         self._served = {tier: metrics.img_served.labels(tier)
                         for tier in ("memory", "redis", "render", "not_modified")}
 
@@ -249,7 +261,9 @@ class Delivery:
 
     async def start(self, *, listen: bool = True) -> None:
         if listen and self.settings.database_url:
-            self.listener = ImageListener(self.settings.database_url, self.resolutions)
+            self.listener = ImageListener(
+                self.settings.database_url, self.resolutions, on_notify=self._forget_known
+            )
             await self.listener.start()
         if self.settings.eager_widths and self._eager_formats:
             self._eager_task = asyncio.create_task(self._eager_worker(), name="ecogram-eager")
@@ -395,7 +409,8 @@ class Delivery:
 
     async def resolve(self, code: str, position: int | None) -> Resolved:
         """The approved live image at this address, or 404."""
-        if not code or len(code) > MAX_CODE or (
+        # A NUL cannot be in a stored code (PostgreSQL text refuses it): no address has one.
+        if not code or len(code) > MAX_CODE or "\x00" in code or (
             position is not None and not 1 <= position <= MAX_POSITION
         ):
             raise not_found()
@@ -406,9 +421,25 @@ class Delivery:
                 raise not_found()
             return cached
         self._res_miss.inc()
-        found = await self._resolve_flights.run(
-            (code, position), lambda: self._resolve_db(code, position)
-        )
+        if self._db_down_until and time.monotonic() < self._db_down_until:
+            # The database just failed: what is known is answered without asking it again.
+            stale = self.known.get(code, {}).get(position)
+            if stale is not None:
+                self._res_stale.inc()
+                return stale
+        try:
+            found = await self._resolve_flights.run(
+                (code, position), lambda: self._resolve_db(code, position)
+            )
+        except Exception as exc:
+            if not db.is_unavailable(exc):
+                raise
+            self._db_down_until = time.monotonic() + STALE_WINDOW
+            stale = self.known.get(code, {}).get(position)
+            if stale is None:
+                raise  # nothing known: the middleware's 503 unavailable
+            self._res_stale.inc()
+            return stale
         if found is None:
             raise not_found()
         return found
@@ -419,7 +450,26 @@ class Delivery:
             row = await db.queries.delivery_resolve(conn, code=code, position=position)
         found = Resolved.from_row(row) if row is not None else None
         self.resolutions.put(code, position, found, epoch)
+        self._db_down_until = 0.0
+        if epoch == self.resolutions.epoch:  # not overtaken by a change meanwhile
+            self._remember(code, position, found)
         return found
+
+    def _remember(self, code: str, position: int | None, found: Resolved | None) -> None:
+        positions = self.known.get(code)
+        if found is None:
+            if positions is not None:
+                positions.pop(position, None)
+            return
+        if positions is None:
+            if len(self.known) >= KNOWN_CODES:
+                del self.known[next(iter(self.known))]  # oldest code out, as in Resolutions
+            positions = self.known[code] = {}
+        positions[position] = found
+
+    def _forget_known(self, code: str) -> None:
+        """NOTIFY said this code changed: its last resolution may be wrong now."""
+        self.known.pop(code, None)
 
     async def variant(
         self, resolved: Resolved, opts: RenderOptions, fmt: str, key: str
@@ -441,11 +491,10 @@ class Delivery:
                 self.variants.put(key, shared, len(shared.data))
                 return shared, "redis"
         kind, width, height = self.source_for(resolved, opts)
-        source = await self._source(resolved, kind)
-        # Planned on the original's size, so a render from the (rounded) master has the
-        # dimensions a render from the original would have.
-        rendered, used = await self._render(
-            source, opts, fmt, width, height, kind, (resolved.width, resolved.height)
+        # A place in the render queue first: beyond it, 503 before the heaviest read.
+        self._take_slot()
+        source, rendered, used = await self._load_and_render(
+            resolved, opts, fmt, kind, width, height
         )
         if used is not source:  # the master, decoded by this render: keep it decoded
             source_key = (resolved.id, resolved.version, kind)
@@ -488,16 +537,9 @@ class Delivery:
         self.masters.put((resolved.id, resolved.version, kind), data, len(data))
         return data
 
-    async def _render(
-        self, source: pipeline.Source, opts: RenderOptions, fmt: str, width: int, height: int,
-        kind: str, plan_size: tuple[int, int],
-    ) -> tuple[pipeline.Rendered, pipeline.Source]:
-        """Render in the libvips pool: bounded queue (503 beyond) and a time limit.
-
-        The time limit covers the wait for a thread and the render. A render that overruns
-        keeps its thread until libvips is done (a thread cannot be killed), and keeps its place
-        in the count, so overruns cannot pile up beyond the queue.
-        """
+    def _take_slot(self) -> None:
+        """A place among the renders running or queued (ECOGRAM_RENDER_THREADS + _QUEUE), or a
+        503 ``overloaded``. Released by ``_load_and_render``."""
         if self._in_flight >= self._capacity:
             self.metrics.render_rejections.labels("queue_full").inc()
             raise AppError(
@@ -506,18 +548,45 @@ class Delivery:
             )
         self._in_flight += 1
         self.metrics.render_queue.set(self._in_flight)
-        future = asyncio.wrap_future(
-            self.executor.submit(
-                _render_timed, source, opts, fmt, width, height, plan_size, kind == "master"
-            )
-        )
-        future.add_done_callback(self._render_done)
+
+    def _release_slot(self) -> None:
+        self._in_flight -= 1
+        self.metrics.render_queue.set(self._in_flight)
+
+    async def _load_and_render(
+        self, resolved: Resolved, opts: RenderOptions, fmt: str, kind: str, width: int,
+        height: int,
+    ) -> tuple[pipeline.Source, pipeline.Rendered, pipeline.Source]:
+        """Read the source and render it in the libvips pool, all within ECOGRAM_RENDER_TIMEOUT
+        (the read, the wait for a thread, the render); the caller holds a slot.
+
+        The slot is given back here when the render never started; a submitted render gives
+        it back when its thread is done, not when the deadline passes: a thread cannot be
+        killed, so an overrun keeps its place in the count and overruns cannot pile up beyond
+        the queue.
+        """
+        submitted = False
+        loop = asyncio.get_running_loop()
+        deadline = asyncio.timeout(self.settings.render_timeout)
         try:
-            rendered, seconds, used = await asyncio.wait_for(
-                asyncio.shield(future), self.settings.render_timeout
-            )
+            async with deadline:
+                source = await self._source(resolved, kind)
+                # Planned on the original's size, so a render from the (rounded) master has
+                # the dimensions a render from the original would have.
+                work = self.executor.submit(
+                    _render_timed, source, opts, fmt, width, height,
+                    (resolved.width, resolved.height), kind == "master",
+                )
+                submitted = True
+                work.add_done_callback(lambda _: _call_soon(loop, self._release_slot))
+                future = asyncio.wrap_future(work)
+                future.add_done_callback(_retrieve)
+                rendered, seconds, used = await asyncio.shield(future)
         except TimeoutError:
-            future.cancel()  # dequeued if it has not started; a running render finishes
+            if not deadline.expired():
+                raise  # the database's own timeout: the middleware's 503 unavailable
+            if submitted:
+                work.cancel()  # dequeued if it has not started; a running render finishes
             self.metrics.render_rejections.labels("timeout").inc()
             log.warning(json.dumps({"event": "render_timeout", "format": fmt,
                                     "timeout_s": self.settings.render_timeout}))
@@ -525,15 +594,12 @@ class Delivery:
                 503, "render_timeout", "Rendering this image took too long; try again later.",
                 {"retry_after": 5}, headers={"Retry-After": "5"},
             ) from None
+        finally:
+            if not submitted:
+                self._release_slot()
         self.metrics.renders.labels(fmt, kind).inc()
         self.metrics.render_seconds.labels(fmt).observe(seconds)
-        return rendered, used
-
-    def _render_done(self, future: asyncio.Future) -> None:
-        self._in_flight -= 1
-        self.metrics.render_queue.set(self._in_flight)
-        if not future.cancelled():
-            future.exception()  # retrieved here; the awaiting caller re-raises its own copy
+        return source, rendered, used
 
     # --- placeholder ------------------------------------------------------------------------
 
@@ -579,6 +645,9 @@ class Delivery:
     async def on_changed(self, image_id: int) -> None:
         """What an image's address serves changed: forget it here, now (NOTIFY tells others)."""
         self.resolutions.clear()
+        for positions in self.known.values():
+            for position in [p for p, known in positions.items() if known.id == image_id]:
+                del positions[position]
         prefix = f"{image_id}:"
         self.variants.discard_where(lambda key: key.startswith(prefix))
         self.masters.discard_where(lambda key: key[0] == image_id)
@@ -594,10 +663,14 @@ class Delivery:
             image_id = await self._eager_queue.get()
             try:
                 await self._eager_one(image_id)
-            except Exception:
+            except Exception as exc:
                 self.metrics.eager_renders.labels("failed").inc()
-                log.exception(json.dumps({"event": "eager_render_failed",
-                                          "image_id": image_id}))
+                line = json.dumps({"event": "eager_render_failed", "image_id": image_id,
+                                   "error": type(exc).__name__})
+                if db.is_unavailable(exc):  # the database is away: nothing to trace
+                    log.warning(line)
+                else:
+                    log.exception(line)
             finally:
                 self._eager_queue.task_done()
 
@@ -622,6 +695,18 @@ class Delivery:
                     return
                 self.metrics.eager_renders.labels(
                     "rendered" if tier == "render" else "cached").inc()
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback) -> None:
+    """``callback`` on the event loop, from any thread (nothing to do once it is closed)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback)
+
+
+def _retrieve(future: asyncio.Future) -> None:
+    """Retrieve the outcome of a render nobody waits for any more (its caller timed out)."""
+    if not future.cancelled():
+        future.exception()
 
 
 # --- signed URLs ------------------------------------------------------------------------------

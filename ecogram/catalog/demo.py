@@ -22,11 +22,12 @@ import pyvips
 from ecogram import db
 from ecogram.auth.identity import Identity
 from ecogram.auth.passwords import hash_password
+from ecogram.catalog import accounts
 from ecogram.catalog.imports import ImportRun, Progress
 from ecogram.catalog.sources import ImportItem
 from ecogram.imaging import vips
 
-DEMO_EMAIL = "demo@ecogram.invalid"
+DEMO_EMAIL = accounts.DEMO_EMAIL  # never counts as an admin (see accounts.register)
 DEMO_NAME = "Demo"
 WHITE = [255, 255, 255]
 

@@ -20,6 +20,7 @@ import asyncpg
 
 from ecogram import db
 from ecogram.auth.identity import Identity
+from ecogram.auth.roles import allows
 from ecogram.catalog import audit
 from ecogram.catalog.events import Events
 from ecogram.catalog.imports import qc_limits
@@ -241,7 +242,9 @@ async def edit_image(
 
     Moving within a code shifts the photos in between; moving to another code inserts it there
     (at ``position``, else at the end) and closes the gap it leaves. Positions beyond the end
-    are clamped to the end.
+    are clamped to the end. An approved photo whose code or product an editor below reviewer
+    changes goes back to ``pending``, like a replaced file: a review approved that photo for
+    that product, and an importer must not publish it under another one by renaming.
     """
     clean = validate_changes(changes)
     async with conn.transaction():
@@ -273,14 +276,27 @@ async def edit_image(
             await db.queries.manage_shift_positions(
                 conn, code=after["code"], lo=target, hi=_LAST, delta=1, id=image_id)
         after["position"] = target
-        updated = await db.queries.manage_update_image(conn, id=image_id, **after)
+        to_review = _needs_review(row, before, after, actor)
+        updated = await db.queries.manage_update_image(
+            conn, id=image_id, to_review=to_review, **after)
         await _commit_positions(conn)
         await audit.record(conn, actor, "image.edited", image_id=image_id,
                            target=f"{updated['code']}/{updated['position']}",
-                           details=audit.changes(before, _editable(updated)))
-    if events and (before["code"], before["position"]) != (after["code"], after["position"]):
+                           details=audit.changes({**before, "status": row["status"]},
+                                                 {**_editable(updated),
+                                                  "status": updated["status"]}))
+    moved = (before["code"], before["position"]) != (after["code"], after["position"])
+    if events and (moved or updated["status"] != row["status"]):
         await events.changed([image_id])
     return updated
+
+
+def _needs_review(
+    row: asyncpg.Record, before: dict[str, Any], after: dict[str, Any], actor: Identity
+) -> bool:
+    """An approved photo renamed (code or product) by someone who may not approve it."""
+    renamed = (before["code"], before["product"]) != (after["code"], after["product"])
+    return renamed and row["status"] == "approved" and not allows(actor.role, "reviewer")
 
 
 async def delete_image(

@@ -8,6 +8,10 @@ position" deterministic; preparing ahead keeps both cores busy while the databas
 
 A file lands whole (image row, original and master, batch item, audit entry) or not at all, and
 whatever goes wrong with one file becomes that file's ``rejected`` line: the others go on.
+
+A batch is ``running`` while its runner holds its lease (``_Leases``), then ``done``; a batch
+whose runner stopped early, or died (even by ``kill -9``), reads as ``interrupted``. Its counts
+are always those of its lines, so a report never shows 0/0/0 beside accepted files.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import asyncpg
 
@@ -50,6 +54,7 @@ from ecogram.settings import Settings
 log = logging.getLogger("ecogram.import")
 
 ACCEPTED, DUPLICATE, REJECTED = "accepted", "duplicate", "rejected"
+DONE, INTERRUPTED = "done", "interrupted"  # how a batch ends (it is "running" until then)
 MAX_FILENAME = 255
 STORE_CONCURRENCY = 2  # files written to the database at once (each in its own transaction)
 
@@ -134,10 +139,11 @@ class ImportRun:
 
     async def run(self, items: Iterable[ImportItem]) -> dict[str, Any]:
         """Import every item; return the batch report (as ``GET /imports/{id}`` serves it)."""
-        async with self.pool.acquire() as conn:
-            self.batch_id = await db.queries.import_create_batch(
-                conn, source=self.source, importer_id=self.actor.id, importer=self.actor.name
-            )
+        leases = _Leases.of(self.pool, self.settings.database_url)
+        self.batch_id = await leases.start(
+            source=self.source, importer_id=self.actor.id, importer=self.actor.name
+        )
+        completed = False
         queue: asyncio.Queue[asyncio.Task | None] = asyncio.Queue(maxsize=self.concurrency)
         counts = {ACCEPTED: 0, DUPLICATE: 0, REJECTED: 0}
 
@@ -203,6 +209,7 @@ class ImportRun:
         try:
             await consume()
             await producer
+            completed = True
         finally:
             if not producer.done():
                 producer.cancel()
@@ -215,14 +222,18 @@ class ImportRun:
                     task.cancel()
             if self._own_fetcher and self._fetcher is not None:
                 await self._fetcher.close()
-            async with self.pool.acquire() as conn:
-                await db.queries.import_finish_batch(conn, id=self.batch_id)
-                await audit.record(conn, self.actor, "import.batch",
-                                   target=f"batch:{self.batch_id}",
-                                   details={"batch_id": self.batch_id, "source": self.source,
-                                            **counts})
+            status = DONE if completed else INTERRUPTED
+            try:
+                async with self.pool.acquire() as conn:
+                    await db.queries.import_finish_batch(conn, id=self.batch_id, status=status)
+                    await audit.record(conn, self.actor, "import.batch",
+                                       target=f"batch:{self.batch_id}",
+                                       details={"batch_id": self.batch_id, "source": self.source,
+                                                "status": status, **counts})
+            finally:
+                await leases.end(self.batch_id)
         log.info(json.dumps({"event": "import_batch", "batch_id": self.batch_id,
-                             "source": self.source, **counts}))
+                             "source": self.source, "status": status, **counts}))
         async with self.pool.acquire() as conn:
             report = await batch_report(conn, self.batch_id, self.settings.public_url)
         assert report is not None
@@ -373,6 +384,97 @@ class ImportRun:
             await db.queries.import_add_item(own, **values)
 
 
+class _Leases:
+    """Who runs which batch, told by PostgreSQL itself.
+
+    A running batch is held by a session advisory lock (``import-hold-batch``) on one connection
+    per pool, shared by every batch the process runs at once: taken when the first batch starts,
+    given back when the last ends, so ten concurrent uploads hold one connection, not ten (ten
+    would starve the pool they store through). When the process dies, even by SIGKILL, the
+    kernel closes its sockets, PostgreSQL ends the session and drops its locks: a reader who
+    finds a ``running`` batch's lock free knows its runner is gone (``import-settle-batch``).
+    Exact, with no heartbeat to write and no timeout to guess.
+    """
+
+    _by_pool: ClassVar[dict[int, _Leases]] = {}
+
+    def __init__(self, pool: asyncpg.Pool, url: str | None) -> None:
+        self.pool = pool
+        self.url = url
+        self.conn: asyncpg.Connection | None = None
+        self.own = False  # a connection of its own rather than one of the pool's
+        self.batches: set[int] = set()
+        self.lock = asyncio.Lock()  # one statement at a time on the shared connection
+
+    @classmethod
+    def of(cls, pool: asyncpg.Pool, url: str | None) -> _Leases:
+        # Keyed by id(): an entry holds its pool, so the id is not reused while it exists; the
+        # last batch's end drops the entry. (A start racing that end may open a second lease
+        # connection for a while: harmless.)
+        return cls._by_pool.setdefault(id(pool), cls(pool, url))
+
+    async def start(self, **batch: Any) -> int:
+        """Create the batch and hold it, in one transaction: nobody ever sees it unheld."""
+        async with self.lock:
+            if self.conn is not None and _dead(self.conn):
+                await self._disconnect()  # the session went away, and its locks with it
+            self._by_pool.setdefault(id(self.pool), self)
+            try:
+                if self.conn is None:
+                    self.conn = await self._connect()
+                async with self.conn.transaction():
+                    batch_id = await db.queries.import_create_batch(self.conn, **batch)
+                    await db.queries.import_hold_batch(self.conn, id=batch_id)
+            except BaseException:
+                if self.conn is None or _dead(self.conn) or not self.batches:
+                    await self._disconnect()
+                raise
+            self.batches.add(batch_id)
+            return batch_id
+
+    async def end(self, batch_id: int) -> None:
+        async with self.lock:
+            self.batches.discard(batch_id)
+            if self.conn is None:
+                return
+            try:
+                await db.queries.import_release_batch(self.conn, id=batch_id)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                # The session is gone, and its locks with it: the next start opens another.
+                log.warning(json.dumps({"event": "import_lease_lost", "batch_id": batch_id}))
+            if _dead(self.conn) or not self.batches:
+                await self._disconnect()
+
+    async def _connect(self) -> asyncpg.Connection:
+        # A pool of one connection would be starved by the lease: use a connection of its own.
+        self.own = self.pool.get_max_size() < 2 and bool(self.url)
+        conn = await (asyncpg.connect(self.url) if self.own else self.pool.acquire())
+        try:
+            await db.queries.import_lease_keepalive(conn)
+        except BaseException:
+            await (conn.close() if self.own else self.pool.release(conn))
+            raise
+        return conn
+
+    async def _disconnect(self) -> None:
+        conn, self.conn = self.conn, None
+        if self._by_pool.get(id(self.pool)) is self and not self.batches:
+            del self._by_pool[id(self.pool)]
+        if conn is None or _dead(conn):
+            return
+        if self.own:
+            await conn.close()
+        else:
+            await self.pool.release(conn)  # asyncpg's reset unlocks whatever is still held
+
+
+def _dead(conn: asyncpg.Connection) -> bool:
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:
+        return True  # a pool's connection that died: asyncpg gave it back to its pool already
+
+
 class _DuplicateRace(Exception):
     """Another import stored the same bytes under the same code between our check and insert."""
 
@@ -404,7 +506,9 @@ async def batch_report(
     conn: asyncpg.Connection, batch_id: int, public_url: str
 ) -> dict[str, Any] | None:
     """The stored report of a batch: counts and one line per file, with the records of the
-    files accepted (or found already there) when they still exist."""
+    files accepted (or found already there) when they still exist. A batch left ``running`` by a
+    runner that is gone becomes ``interrupted`` here, when first read."""
+    await db.queries.import_settle_batch(conn, id=batch_id)
     batch = await db.queries.import_get_batch(conn, id=batch_id)
     if batch is None:
         return None

@@ -3,8 +3,9 @@
 The order is the point (imgproxy's lesson): everything that can refuse a file cheaply runs
 before any pixel is decoded — size, magic bytes, then the header's dimensions and frame count —
 so a 400-megapixel PNG in 390 KB costs microseconds. Only then is the first frame decoded in
-full, once, with libvips failing on truncation or corrupt data; the same streaming pass shrinks
-it to a small upright sRGB thumbnail from which every hash and check is computed.
+full, once, strictly (``STRICTNESS``: libvips fails on truncation or corrupt data, not just on
+what its decoders give up on); the same streaming pass shrinks it to a small upright sRGB
+thumbnail from which every hash and check is computed.
 
 libvips error text never leaves this module: it can carry paths and internals, so failures
 become ``AppError`` with a public message and a short fixed reason in ``details``.
@@ -49,6 +50,31 @@ _AVIF_BRANDS = {b"avif", b"avis"}
 _HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"}
 _HEIF_BRANDS = {b"mif1", b"msf1", b"mif2"}
 ACCEPTED = "JPEG, PNG, WebP, AVIF, GIF or TIFF"
+# How strictly each format is decoded: libvips' ``fail_on``. Chosen per format, because the
+# decoders disagree on what a warning means.
+# - JPEG "warning": libjpeg reports damaged entropy data only as warnings ("premature end of
+#   data segment" for a file cut short with its end marker put back, or for a frame header
+#   claiming more rows than the scan holds; "extraneous bytes before marker" after flipped
+#   bytes) and then pads with grey. "error" only catches a file cut without its end marker.
+# - GIF "warning": libnsgif calls an LZW stream that breaks in a frame a warning. (A GIF cut
+#   between frames is no error to it at all: read_header walks the blocks to the trailer.)
+# - PNG, TIFF "error": truncation, CRC errors in pixel chunks and broken compressed strips are
+#   errors already, while libpng and libtiff warn about harmless things that valid files from
+#   everyday tools carry (an sRGB profile it knows as slightly off, private or unknown tags).
+# - WebP, AVIF/HEIF "error": their decoders have no warnings: anything wrong is an error.
+# What no setting can catch: flipped bytes in uncompressed TIFF pixels or inside a lossy WebP
+# bitstream decode to other pixels (neither has a checksum), and a JPEG whose Huffman stream
+# resynchronises after the flipped bytes ends where it should.
+STRICTNESS = {
+    "jpeg": "warning",
+    "gif": "warning",
+    "png": "error",
+    "tiff": "error",
+    "webp": "error",
+    "avif": "error",
+    "heic": "error",
+    "heif": "error",
+}
 BORDER_WHITE = 225  # a border pixel whose every channel is at least this counts as white
 BORDER_MAX_NON_WHITE = 0.15  # share of non-white border pixels above which we warn
 
@@ -137,38 +163,56 @@ def _heif_kind(data: bytes) -> str | None:
     return None
 
 
-def _container_size(kind: str, data: bytes) -> tuple[int, int] | None:
-    """Dimensions straight from the PNG/GIF header, before libvips sees the file.
+def _container(kind: str, data: bytes) -> tuple[tuple[int, int] | None, bool]:
+    """Dimensions straight from the PNG/GIF header, before libvips sees the file, and whether
+    the container is whole as far as we check it ourselves (a GIF's blocks; libvips judges the
+    rest).
 
     libvips refuses some bombs with a generic error (a GIF whose 8192x8192 screen holds no
     frame); reading the declared size ourselves lets us say 413 too_many_pixels, as it is.
     """
     if kind == "png" and len(data) >= 24 and data[12:16] == b"IHDR":
-        return struct.unpack(">II", data[16:24])
+        return struct.unpack(">II", data[16:24]), True
     if kind == "gif" and len(data) >= 13:
-        return _gif_size(data)
-    return None
+        return _gif_blocks(data)
+    return None, True
 
 
-def _gif_size(data: bytes) -> tuple[int, int]:
-    """The logical screen, grown to hold the first frame (a frame may claim to be bigger)."""
+def _gif_blocks(data: bytes) -> tuple[tuple[int, int], bool]:
+    """The logical screen grown to hold the first frame (a frame may claim to be bigger), and
+    whether the blocks run whole up to the trailer.
+
+    libnsgif reads a GIF cut between two frames as a shorter animation, without a word: the
+    walk over the block lengths is what tells a whole file from a cut one (microseconds per
+    frame: a sub-block holds up to 255 bytes).
+    """
     width, height = struct.unpack("<HH", data[6:10])
+    size: tuple[int, int] | None = None
+    end = len(data)
     pos = 13
     if data[10] & 0x80:  # global colour table
         pos += 3 * 2 ** ((data[10] & 0x07) + 1)
-    while pos < len(data):
+    while pos < end:
         block = data[pos]
-        if block == 0x21:  # extension: label, then sub-blocks up to a zero length
+        if block == 0x3B:  # trailer
+            return size or (width, height), True
+        if block == 0x21:  # extension: introducer, label, then sub-blocks
             pos += 2
-            while pos < len(data) and data[pos]:
-                pos += data[pos] + 1
-            pos += 1
-        elif block == 0x2C and pos + 9 <= len(data):  # image descriptor
+        elif block == 0x2C and pos + 10 <= end:  # image descriptor
             left, top, w, h = struct.unpack("<HHHH", data[pos + 1:pos + 9])
-            return max(width, left + w), max(height, top + h)
+            if size is None:
+                size = max(width, left + w), max(height, top + h)
+            flags = data[pos + 9]
+            pos += 10
+            if flags & 0x80:  # local colour table
+                pos += 3 * 2 ** ((flags & 0x07) + 1)
+            pos += 1  # LZW minimum code size, then the data's sub-blocks
         else:
             break
-    return width, height
+        while pos < end and data[pos]:  # sub-blocks up to a zero length
+            pos += data[pos] + 1
+        pos += 1
+    return size or (width, height), False
 
 
 def _damaged(reason: str) -> AppError:
@@ -215,9 +259,11 @@ def read_header(data: bytes, limits: QCLimits) -> tuple[str, pyvips.Image]:
         raise AppError(
             415, "unsupported_type", f"This is not an accepted image type ({ACCEPTED})."
         )
-    declared = _container_size(kind, data)
+    declared, whole = _container(kind, data)
     if declared:
         _check_pixels(*declared, limits)
+    if not whole:
+        raise _damaged("truncated")
     try:
         # Sequential access and no further work: this parses the header only.
         header = pyvips.Image.new_from_buffer(data, "", access="sequential")
@@ -246,17 +292,19 @@ def read_header(data: bytes, limits: QCLimits) -> tuple[str, pyvips.Image]:
 
 
 def _decode(
-    data: bytes, has_profile: bool, master_side: int | None
+    data: bytes, kind: str, has_profile: bool, master_side: int | None
 ) -> tuple[pyvips.Image, pyvips.Image | None]:
     """Decode the whole first frame once, failing on damage: (small thumbnail, master image).
 
     One streaming pass does every job: shrinking has to read every pixel, so a truncated or
-    corrupt file fails here. (Measured on a 2 MP JPEG: 27 ms, against 49 ms for a separate
-    integrity decode plus a shrink-on-load thumbnail.) With ``master_side`` the pass makes the
-    master-sized image (upright, sRGB) in memory and the thumbnail comes from it, so an import
-    decodes its file once instead of twice.
+    corrupt file fails here, as strictly as ``STRICTNESS`` says for its format. (Measured on a
+    2 MP JPEG: 27 ms, against 49 ms for a separate integrity decode plus a shrink-on-load
+    thumbnail.) With ``master_side`` the pass makes the master-sized image (upright, sRGB) in
+    memory and the thumbnail comes from it, so an import decodes its file once instead of twice.
     """
-    image = pyvips.Image.new_from_buffer(data, "", access="sequential", fail_on="error")
+    image = pyvips.Image.new_from_buffer(
+        data, "", access="sequential", fail_on=STRICTNESS[kind]
+    )
     kwargs: dict[str, Any] = {"export_profile": "srgb"} if has_profile else {}
     if master_side is None:
         return image.thumbnail_image(THUMB_SIDE, height=THUMB_SIDE, **kwargs).copy_memory(), None
@@ -331,7 +379,7 @@ def _inspect(
     has_profile = header.get_typeof("icc-profile-data") != 0
     cmyk = header.interpretation == "cmyk"
     try:
-        small, big = _decode(data, has_profile, master_side)
+        small, big = _decode(data, kind, has_profile, master_side)
         master = encode_master(big) if big is not None else None
         thumb, has_alpha = _flat_srgb(small)
         phash = hashes.phash(thumb)

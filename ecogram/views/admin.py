@@ -10,7 +10,6 @@ page again with the reason and the refusal's status.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 import urllib.parse
 from collections.abc import Mapping
@@ -27,6 +26,7 @@ from ecogram.catalog.records import image_record
 from ecogram.catalog.sources import too_large
 from ecogram.errors import AppError, invalid, not_found
 from ecogram.i18n import LANG_COOKIE, LANGUAGES, localizer_for
+from ecogram.inputs import read_form, takes_files
 from ecogram.pages import render_page
 from ecogram.views.api_auth import client_address
 from ecogram.views.pages_auth import safe_next
@@ -37,6 +37,11 @@ LIBRARY_SORTS = ("-imported_at", "imported_at", "code", "-code", "-file_size", "
                  "-reviewed_at")
 BULK_ACTIONS = {"approve": "reviewer", "reject": "reviewer", "export": "reviewer",
                 "delete": "admin"}
+# The actions the audit page's filter offers (the names are in templates/_partials.html).
+AUDIT_ACTIONS = ("image.imported", "image.approved", "image.rejected", "image.edited",
+                 "image.replaced", "image.deleted", "image.purged", "import.batch", "export",
+                 "login", "logout", "login.failed", "password.failed", "user.register",
+                 "user.create", "user.password", "user.role", "user.disabled")
 _DONE = frozenset({"approved", "rejected", "deleted", "edited", "replaced", "user_saved",
                    "bulk", "review_empty"})
 
@@ -146,8 +151,11 @@ async def dashboard(request: web.Request) -> web.Response:
     tz = localizer_for(request).tz
     async with request.app[keys.db_pool].acquire() as conn:
         board = await overview.dashboard(conn, tz=tz, with_audit=allows(user.role, "admin"))
+    users = ({u["id"]: u for u in await accounts.list_users(request.app[keys.db_pool])}
+             if board.recent else {})
     return _page(request, "admin/dashboard.html", {
         "board": board,
+        "users": users,
         "chart": _chart(board),
         "waiting": [_record(request, row) for row in board.waiting],
     })
@@ -186,6 +194,8 @@ async def import_page(request: web.Request) -> web.Response:
     return _page(request, "admin/import.html", {
         "max_upload_mb": settings.max_upload_mb,
         "min_side": settings.min_side,
+        # The page orders a drop's photos as the server reads their names.
+        "filename_pattern": settings.filename_pattern,
     })
 
 
@@ -254,7 +264,7 @@ def _form_ids(form: Any) -> list[int]:
 
 async def library_bulk(request: web.Request) -> web.Response:
     """Many selected photos at once: approve, reject (with a reason), delete, export."""
-    form = await request.post()
+    form = await read_form(request)
     user = request[keys.user]
     action = _text(form, "action", 20)
     back = safe_next(_text(form, "back", 2000) or "/admin/library")
@@ -344,7 +354,7 @@ async def review_queue(request: web.Request) -> web.Response:
 
 async def review_submit(request: web.Request) -> web.Response:
     image_id = _id(request)
-    form = await request.post()
+    form = await read_form(request)
     action = _text(form, "action", 20)
     reason = _text(form, "reason", review_uc.MAX_NOTE)
     async with request.app[keys.db_pool].acquire() as conn:
@@ -422,7 +432,7 @@ async def _photo_refused(request: web.Request, image_id: int, error: AppError,
 
 async def photo_edit(request: web.Request) -> web.Response:
     image_id = _id(request)
-    form = await request.post()
+    form = await read_form(request)
     changes: dict[str, Any] = {}
     for name in ("code", "product", "alt"):
         value = form.get(name)
@@ -446,6 +456,7 @@ async def photo_edit(request: web.Request) -> web.Response:
     return _redirect(f"/admin/images/{image_id}?done=edited")
 
 
+@takes_files
 async def photo_replace(request: web.Request) -> web.Response:
     """A new photo for this record, from the page's file field (multipart form)."""
     image_id = _id(request)
@@ -453,9 +464,9 @@ async def photo_replace(request: web.Request) -> web.Response:
     try:
         if not request.content_type.startswith("multipart/form-data"):
             raise AppError(415, "unsupported_type", "Send the file as multipart/form-data.")
-        # The guard has parsed the form already (for its CSRF field): aiohttp keeps file
-        # fields in temporary files, and the request size is bounded by client_max_size.
-        form = await request.post()
+        # The guard may have read the form already (for its CSRF field): read_form keeps file
+        # fields in temporary files and bounds this form by the upload size (takes_files).
+        form = await read_form(request)
         field = form.get("file")
         data: bytes | None = None
         filename = "upload"
@@ -539,7 +550,7 @@ async def users_page(request: web.Request, error: AppError | None = None) -> web
 
 async def user_update(request: web.Request) -> web.Response:
     user_id = _id(request, what="user")
-    form = await request.post()
+    form = await read_form(request)
     body: dict[str, Any] = {}
     role = _text(form, "role", 20)
     if role:
@@ -572,10 +583,11 @@ async def audit_page(request: web.Request) -> web.Response:
     )
     async with request.app[keys.db_pool].acquire() as conn:
         entries, total = await audit_trail.list_entries(conn, query)
+    # Entries about an account name it by its "user:<id>" target: the page shows the person.
+    users = {u["id"]: u for u in await accounts.list_users(request.app[keys.db_pool])}
     params = {name: _text(q, name) for name in ("image_id", "actor", "action", "since", "until")}
     return _page(request, "admin/audit.html", {
-        "entries": [{**e, "details_json": json.dumps(e["details"], ensure_ascii=False,
-                                                     indent=1)} for e in entries],
+        "entries": entries, "users": users, "actions": AUDIT_ACTIONS,
         "total": total, "query": query, "params": params,
         "pages": max(1, -(-total // query.per_page)), "qs": _query_string,
     })

@@ -1,12 +1,50 @@
-"""``GET /api/v1/exports/{format}``: the approved set as a file, streamed as it is written."""
+"""``GET /api/v1/exports/{format}``: the approved set as a file, streamed as it is written.
+
+The export reads the database in short batches through the pool (``exports.run_export``) and
+holds no connection while the client reads. The exports of a worker share at most half of its
+pool (one connection of three), so however many stream, ``/img`` and the API keep the rest. At
+most ``ECOGRAM_MAX_EXPORTS`` exports stream at once in a worker: beyond, ``429
+too_many_exports`` before any work.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import asyncpg
 from aiohttp import web
 
 from ecogram import keys
 from ecogram.catalog import exports
+from ecogram.errors import AppError
 from ecogram.views.api_images import codes_param, text_param, time_param
+
+RETRY_AFTER = 30  # seconds: an export of a large catalogue takes a while
+
+
+@dataclass
+class _Exports:
+    """A worker's exports: how many stream now, and the pool connections they may use at once."""
+
+    pool: asyncpg.Pool
+    streaming: int = 0
+    gate: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.gate = asyncio.Semaphore(max(1, self.pool.get_max_size() // 2))
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self.gate, self.pool.acquire() as conn:
+            yield conn
+
+
+# One per application (a worker; tests run several apps in one process).
+_state: weakref.WeakKeyDictionary[web.Application, _Exports] = weakref.WeakKeyDictionary()
 
 
 async def export(request: web.Request) -> web.StreamResponse:
@@ -17,6 +55,27 @@ async def export(request: web.Request) -> web.StreamResponse:
         since=time_param(q, "since"),
         status=text_param(q, "status") or "approved",
     )
+    app = request.app
+    state = _state.get(app)
+    if state is None:
+        state = _state[app] = _Exports(app[keys.db_pool])
+    limit = app[keys.settings].max_exports
+    if state.streaming >= limit:
+        raise AppError(
+            429, "too_many_exports",
+            f"{limit} exports are being downloaded already; try again in a moment.",
+            {"limit": limit, "retry_after": RETRY_AFTER},
+            headers={"Retry-After": str(RETRY_AFTER)},
+        )
+    state.streaming += 1
+    try:
+        return await _stream(request, query, state.connect)
+    finally:
+        state.streaming -= 1
+
+
+async def _stream(request: web.Request, query: exports.ExportQuery,
+                  connect: exports.Connect) -> web.StreamResponse:
     response = web.StreamResponse(headers={
         "Content-Type": exports.CONTENT_TYPES[query.format],
         "Content-Disposition": f'attachment; filename="{query.filename()}"',
@@ -29,9 +88,8 @@ async def export(request: web.Request) -> web.StreamResponse:
             await response.prepare(request)
         await response.write(data)
 
-    async with request.app[keys.db_pool].acquire() as conn:
-        await exports.run_export(conn, request[keys.user], query,
-                                 request.app[keys.settings].public_url, write)
+    await exports.run_export(connect, request[keys.user], query,
+                             request.app[keys.settings].public_url, write)
     if not response.prepared:
         await response.prepare(request)
     await response.write_eof()

@@ -83,10 +83,17 @@ WITH shifted AS (
 SELECT count(*)::int FROM shifted;
 
 -- name: manage-update-image^
+-- With :to_review, an approved photo goes back to review (catalog/images.py says when): the
+-- approval was for the photo under its old code and name. (Every SET sees the row as it was.)
 UPDATE images
    SET code = :code, product = :product, position = :position, alt = :alt,
        version = CASE WHEN code <> :code OR position <> :position
                       THEN nextval('images_version_seq') ELSE version END,
+       status = CASE WHEN :to_review AND status = 'approved' THEN 'pending' ELSE status END,
+       reviewer_id = CASE WHEN :to_review AND status = 'approved' THEN NULL ELSE reviewer_id END,
+       reviewer = CASE WHEN :to_review AND status = 'approved' THEN NULL ELSE reviewer END,
+       reviewed_at = CASE WHEN :to_review AND status = 'approved' THEN NULL ELSE reviewed_at END,
+       review_note = CASE WHEN :to_review AND status = 'approved' THEN NULL ELSE review_note END,
        updated_at = now()
  WHERE id = :id AND deleted_at IS NULL
 RETURNING *;

@@ -13,22 +13,65 @@ ON CONFLICT DO NOTHING
 RETURNING id, email, name, role, disabled;
 
 -- name: import-create-batch$
+-- Run in one transaction with import-hold-batch, so no reader ever sees the batch unheld.
 INSERT INTO import_batches (source, importer_id, importer)
 VALUES (:source, :importer_id, :importer)
 RETURNING id;
 
+-- name: import-hold-batch!
+-- The runner's lease on its batch: a session lock held, for the batch's life, by a connection
+-- of the process that runs it. PostgreSQL drops it when that session ends, however it ends (the
+-- run's end, or a process killed mid-way): a free lock on a 'running' batch means its runner is
+-- gone (import-settle-batch). Same key space as import-lock-code, another prefix.
+SELECT pg_advisory_lock(hashtextextended('ecogram.batch:' || :id::bigint::text, 0));
+
+-- name: import-lease-keepalive!
+-- On the lease's connection: a runner whose machine vanished (no socket closed, no FIN) is
+-- noticed by TCP keepalive within about a minute, not the kernel's default two hours.
+-- (Session settings: asyncpg's reset puts them back when the connection returns to the pool.
+-- Ignored on a Unix socket, where a dead peer is seen at once.)
+SELECT set_config('tcp_keepalives_idle', '30', false),
+       set_config('tcp_keepalives_interval', '10', false),
+       set_config('tcp_keepalives_count', '3', false);
+
+-- name: import-release-batch!
+SELECT pg_advisory_unlock(hashtextextended('ecogram.batch:' || :id::bigint::text, 0));
+
 -- name: import-finish-batch!
+-- The runner's own end: 'done' when every item was seen, 'interrupted' when it stopped early.
+-- Unconditional: a runner that outlived its lease (a dropped connection) still says how it ended.
 UPDATE import_batches
-   SET status = 'done', finished_at = now(),
+   SET status = :status, finished_at = now(),
        accepted = (SELECT count(*) FROM import_items WHERE batch_id = :id AND outcome = 'accepted'),
        duplicate = (SELECT count(*) FROM import_items WHERE batch_id = :id AND outcome = 'duplicate'),
        rejected = (SELECT count(*) FROM import_items WHERE batch_id = :id AND outcome = 'rejected')
  WHERE id = :id;
 
+-- name: import-settle-batch!
+-- A reader's check: a 'running' batch whose lease is free has no runner any more; it becomes
+-- 'interrupted' with the counts of what landed. The try-lock is held only to the end of this
+-- statement; while the runner lives it fails and nothing changes.
+UPDATE import_batches
+   SET status = 'interrupted', finished_at = now(),
+       accepted = (SELECT count(*) FROM import_items WHERE batch_id = :id AND outcome = 'accepted'),
+       duplicate = (SELECT count(*) FROM import_items WHERE batch_id = :id AND outcome = 'duplicate'),
+       rejected = (SELECT count(*) FROM import_items WHERE batch_id = :id AND outcome = 'rejected')
+ WHERE id = :id AND status = 'running'
+   AND pg_try_advisory_xact_lock(hashtextextended('ecogram.batch:' || :id::bigint::text, 0));
+
 -- name: import-get-batch^
-SELECT id, source, importer_id, importer, status, accepted, duplicate, rejected,
-       created_at, finished_at
-  FROM import_batches WHERE id = :id;
+-- The counts are always those of the batch's lines, so a running batch's report counts what has
+-- landed so far (the stored columns are written when the batch ends).
+SELECT b.id, b.source, b.importer_id, b.importer, b.status, b.created_at, b.finished_at,
+       c.accepted, c.duplicate, c.rejected
+  FROM import_batches AS b
+ CROSS JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE outcome = 'accepted')::int AS accepted,
+           count(*) FILTER (WHERE outcome = 'duplicate')::int AS duplicate,
+           count(*) FILTER (WHERE outcome = 'rejected')::int AS rejected
+      FROM import_items WHERE batch_id = b.id
+ ) AS c
+ WHERE b.id = :id;
 
 -- name: import-batch-items
 SELECT seq, filename, outcome, image_id, code, message, status, details

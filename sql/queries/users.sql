@@ -1,6 +1,6 @@
 -- name: lock-user-registration!
 -- Serialises registrations for the length of the transaction, so that of two concurrent first
--- registrations only one sees an empty table and becomes admin.
+-- registrations only one sees no active admin and becomes admin.
 SELECT pg_advisory_xact_lock(x'ec06a501'::int);
 
 -- name: lock-admin-changes!
@@ -8,8 +8,18 @@ SELECT pg_advisory_xact_lock(x'ec06a501'::int);
 -- demoting each other at once cannot leave the service without an active admin.
 SELECT pg_advisory_xact_lock(x'ec06a502'::int);
 
--- name: any-user-exists$
-SELECT EXISTS (SELECT 1 FROM users);
+-- name: active-admin-exists$
+-- Whether someone can administer the service: an enabled admin other than the demo's account
+-- (:demo_email, whose password nobody knows).
+SELECT EXISTS (
+    SELECT 1 FROM users
+    WHERE role = 'admin' AND NOT disabled AND lower(email) <> lower(:demo_email)
+);
+
+-- name: account-exists-besides-demo$
+-- Whether anyone but the demo's account (:demo_email) has an account: a closed install that
+-- has one was set up by its operator.
+SELECT EXISTS (SELECT 1 FROM users WHERE lower(email) <> lower(:demo_email));
 
 -- name: insert-user^
 -- The e-mail index is on lower(email): a taken address (in any case) returns no row.
@@ -47,7 +57,9 @@ FROM users
 ORDER BY id;
 
 -- name: count-active-admins$
-SELECT count(*) FROM users WHERE role = 'admin' AND NOT disabled;
+-- The demo's account (:demo_email) never counts: nobody can sign in as it.
+SELECT count(*) FROM users
+WHERE role = 'admin' AND NOT disabled AND lower(email) <> lower(:demo_email);
 
 -- name: update-user-access^
 -- Any change of role or disabled bumps token_version: tokens issued before stop working.

@@ -48,7 +48,13 @@ def test_create_user_reads_the_password_from_stdin(cli_env, monkeypatch, capsys)
     assert entry["action"] == "user.create" and entry["actor"] == "command line"
 
 
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
 def test_create_user_prompts_twice_without_stdin(cli_env, monkeypatch):
+    monkeypatch.setattr("sys.stdin", Terminal())
     answers = iter(["prompted passphrase", "prompted passphrase"])
     monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
     status = cli.main(["create-user", "--email", "a@example.com", "--name", "A",
@@ -58,10 +64,21 @@ def test_create_user_prompts_twice_without_stdin(cli_env, monkeypatch):
 
 
 def test_create_user_refuses_mismatched_prompts(cli_env, monkeypatch):
+    monkeypatch.setattr("sys.stdin", Terminal())
     answers = iter(["prompted passphrase", "another passphrase"])
     monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
     assert cli.main(["create-user", "--email", "a@example.com", "--name", "A",
                      "--role", "admin"]) == 1
+    assert fetch(cli_env, "SELECT * FROM users") == []
+
+
+def test_create_user_without_a_terminal_asks_for_password_stdin(cli_env, monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin", io.StringIO("a passphrase nobody asked for\n"))
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": pytest.fail("prompted"))
+    assert cli.main(["create-user", "--email", "a@example.com", "--name", "A",
+                     "--role", "admin"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ecogram: ") and "--password-stdin" in err and err.count("\n") == 1
     assert fetch(cli_env, "SELECT * FROM users") == []
 
 

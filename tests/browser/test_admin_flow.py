@@ -76,7 +76,7 @@ def test_import_review_publish_export(live_server, new_page):
     page.set_input_files("#files", [str(IMAGES / "valid" / "hopper.jpg")])
     expect(page.locator("#upload-list > li .outcome")).to_have_count(4, timeout=60_000)
     assert items.nth(3).locator(".badge").inner_text() == "duplicate"
-    assert "2 accepted, 1 duplicate, 1 refused" in page.locator("#upload-summary").inner_text()
+    assert "accepted: 2, duplicates: 1, refused: 1" in page.locator("#upload-summary").inner_text()
     screenshot(page, "flow-import-desktop")
 
     # Review: the oldest pending photo first; A approves it without touching the mouse.

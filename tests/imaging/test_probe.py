@@ -210,3 +210,98 @@ def test_inspect_matches_probe_and_make_master() -> None:
     separate = make_master(data, 1000)
     assert (master.format, master.width, master.height) == ("jpeg", 1000, 536)
     assert (separate.format, separate.width, separate.height) == ("jpeg", 1000, 536)
+
+
+# --- damage: every kind a transfer or a disk can do, per format --------------------------------
+# Made from the valid fixtures, so each case says exactly what was done to a known-good file.
+
+
+def _flip(data: bytes, at: float, count: int = 64) -> bytes:
+    """``count`` bytes inverted from ``at`` (a fraction of the length) on."""
+    broken = bytearray(data)
+    start = int(len(data) * at)
+    for i in range(start, start + count):
+        broken[i] ^= 0xFF
+    return bytes(broken)
+
+
+def _jpeg_claiming_rows(data: bytes, rows: int) -> bytes:
+    """The JPEG with its frame header (SOF) saying ``rows`` rows; the scan data is unchanged."""
+    pos = 2
+    while data[pos] == 0xFF:
+        marker, length = data[pos + 1], int.from_bytes(data[pos + 2:pos + 4], "big")
+        if marker in (0xC0, 0xC1, 0xC2):
+            return data[:pos + 5] + rows.to_bytes(2, "big") + data[pos + 7:]
+        pos += 2 + length
+    raise AssertionError("no frame header")
+
+
+def _gif_cut(data: bytes, at: float, tail: bytes = b"") -> bytes:
+    return data[: int(len(data) * at)] + tail
+
+
+def _damaged_cases() -> dict[str, bytes]:
+    photo = read("valid/xmp_test.jpg")  # a real camera photo, 2000x1072
+    small = read("valid/hopper.jpg")
+    gif = read("valid/iss634.gif")  # 42 frames: a cut after the first frame leaves it whole
+    lzw_tiff = pyvips.Image.new_from_buffer(read("valid/hopper.tif"), "").tiffsave_buffer(
+        compression="lzw"
+    )
+    return {
+        # The three of the issue: cut short with an end marker (EOI) appended, flipped bytes,
+        # and a header that claims a size the data does not have.
+        "jpeg cut short, end marker appended": photo[: len(photo) // 2] + b"\xff\xd9",
+        "small jpeg cut short, end marker appended": small[: len(small) // 2] + b"\xff\xd9",
+        "jpeg with flipped bytes": _flip(photo, 0.5),
+        "small jpeg with flipped bytes": _flip(small, 0.6),
+        "jpeg claiming more rows than it has": _jpeg_claiming_rows(small, 400),
+        "big jpeg claiming more rows than it has": _jpeg_claiming_rows(photo, 3000),
+        "jpeg cut short": photo[:20_000],
+        "png cut short": read("valid/hopper.png")[:20_000],
+        "png with flipped bytes": _flip(read("valid/hopper.png"), 0.5),
+        "webp cut short": read("valid/hopper.webp")[:2000],
+        "avif cut short": read("valid/hopper.avif")[:2500],
+        "avif with flipped bytes": _flip(read("valid/hopper.avif"), 0.5),
+        "tiff cut short": read("valid/hopper.tif")[:30_000],
+        "lzw tiff with flipped bytes": _flip(lzw_tiff, 0.5),
+        "animated gif cut short": _gif_cut(gif, 0.5),
+        "animated gif cut short, trailer appended": _gif_cut(gif, 0.5, b";"),
+        "animated gif with flipped bytes": _flip(gif, 0.5),
+        "still gif cut short": _gif_cut(read("valid/iss634.gif"), 0.02),
+    }
+
+
+DAMAGED = _damaged_cases()
+
+
+@pytest.mark.parametrize("name", sorted(DAMAGED))
+def test_damaged_file_is_refused(name: str) -> None:
+    with pytest.raises(AppError) as caught:
+        probe(DAMAGED[name], LOOSE)
+    assert (caught.value.status, caught.value.code) == (422, "damaged_image")
+    assert caught.value.message == (
+        "The file is damaged or incomplete and cannot be read as an image."
+    )
+    assert "vips" not in json.dumps(caught.value.as_dict()).lower()
+
+
+@pytest.mark.parametrize("name", sorted(DAMAGED))
+def test_damaged_file_is_refused_by_the_import_path_too(name: str) -> None:
+    with pytest.raises(AppError) as caught:
+        inspect(DAMAGED[name], LOOSE, 1000)
+    assert (caught.value.status, caught.value.code) == (422, "damaged_image")
+
+
+def test_undetectable_damage_is_a_known_limit() -> None:
+    """What no decoder can see: bytes flipped in uncompressed TIFF pixels, or inside a lossy
+    WebP's VP8 stream (no checksums in either). They decode to other pixels; this test pins the
+    limit down so a change in it is noticed, not to bless it."""
+    for data in (_flip(read("valid/hopper.tif"), 0.5), _flip(read("valid/hopper.webp"), 0.5)):
+        assert probe(data, LOOSE).width == 128
+
+
+@pytest.mark.parametrize("name", sorted(VALID))
+def test_strict_decoding_still_imports_every_valid_fixture(name: str) -> None:
+    found, master = inspect(read(f"valid/{name}"), LOOSE, 1000)
+    assert (found.width, found.height) == VALID[name][2:4]
+    assert master.width > 0

@@ -80,3 +80,52 @@ async def test_malformed_multipart_is_a_client_error(client, login_as, path, bod
     assert 400 <= response.status < 500
     assert_error(await response.json())
     assert (await client.get("/healthz")).status == 200
+
+
+async def test_damaged_jpegs_are_refused_and_the_batch_keeps_the_rest(client, login_as, conn):
+    """The issue's three damaged JPEGs (cut short with the end marker put back, flipped bytes,
+    a header claiming rows the data lacks) are each a 422 damaged_image line; the good files of
+    the batch land, and nothing of the damaged ones is stored or served."""
+    from tests.imaging.test_probe import DAMAGED
+
+    damaged = ["jpeg cut short, end marker appended", "jpeg with flipped bytes",
+               "jpeg claiming more rows than it has"]
+    headers = await login_as("importer")
+    files = [("SKU-1.jpg", make_photo(1))]
+    files += [(f"SKU-BAD-{n}.jpg", DAMAGED[name]) for n, name in enumerate(damaged, 1)]
+    files += [("SKU-2.jpg", make_photo(2))]
+    response = await client.post("/api/v1/images", data=form(*files), headers=headers)
+    assert response.status == 201
+    body = await response.json()
+    lines = body["items"]
+    assert [line["outcome"] for line in lines] == ["accepted"] + ["rejected"] * 3 + ["accepted"]
+    for line in lines[1:4]:
+        assert (line["status"], line["code"]) == (422, "damaged_image")
+        assert line["message"] == (
+            "The file is damaged or incomplete and cannot be read as an image."
+        )
+    assert (body["accepted"], body["rejected"]) == (2, 3)
+    codes = {r["code"] for r in await conn.fetch("SELECT code FROM images")}
+    assert codes == {"SKU-1", "SKU-2"}
+    for n in range(1, 4):
+        assert (await client.get(f"/img/SKU-BAD-{n}")).status == 404
+
+
+async def test_strict_decoding_accepts_every_valid_fixture(client, login_as):
+    """Strictness refuses damage, not the odd-but-valid: CMYK, 16-bit quantisation tables, a
+    big ICC profile, an animated GIF, AVIF with alpha... all land in one batch (only the ones
+    under the test's 100-pixel minimum side are refused, as too small)."""
+    from tests.imaging.test_probe import VALID
+
+    headers = await login_as("importer")
+    names = sorted(VALID)
+    files = [(f"VALID-{n}.{name.rsplit('.', 1)[1]}", (IMAGES / "valid" / name).read_bytes())
+             for n, name in enumerate(names)]
+    response = await client.post("/api/v1/images", data=form(*files), headers=headers)
+    assert response.status == 201
+    lines = (await response.json())["items"]
+    for name, line in zip(names, lines, strict=True):
+        if min(VALID[name][2:4]) < 100:
+            assert line["code"] == "too_small", (name, line)
+        else:
+            assert line["outcome"] == "accepted", (name, line)

@@ -419,11 +419,18 @@ async def test_users_page_changes_a_role(client, sign_in, login_as, conn):
 async def test_audit_page_filters(client, sign_in, make_image):
     record = await make_image("SKU-1", status="approved")
     await sign_in("admin")
-    html = await (await client.get(f"/admin/audit?image_id={record['id']}")).text()
-    assert "image.imported" in html and "image.approved" in html
-    assert "user.register" not in html
-    html = await (await client.get("/admin/audit?action=image.approved")).text()
-    assert "image.approved" in html and "image.imported" not in html
+
+    async def entries(query: str) -> str:
+        html = await (await client.get(f"/admin/audit?{query}")).text()
+        return html.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+
+    rows = await entries(f"image_id={record['id']}")
+    assert "photo imported" in rows and "photo approved" in rows
+    assert "registered" not in rows
+    # Actions are named in words; the codes stay in the API.
+    assert "image.imported" not in rows
+    rows = await entries("action=image.approved")
+    assert "photo approved" in rows and "photo imported" not in rows
     assert (await client.get("/admin/audit?since=notadate")).status == 422
 
 
@@ -500,3 +507,20 @@ async def test_api_still_answers_json_for_pages_json_errors(client, login_as):
     response = await client.get("/api/v1/images/999", headers=headers)
     assert response.status == 404
     assert_error(await response.json(), "not_found")
+
+
+async def test_every_page_names_its_icon_and_the_icon_answers(client, sign_in, make_image):
+    """No page makes the browser ask for a /favicon.ico that is not there (a 404 in the console
+    of every page): each links the icon, and the icon answers."""
+    record = await make_image("SKU-1")
+    await sign_in("admin")
+    for path in [*ALL_PAGES, f"/admin/images/{record['id']}", "/admin/nowhere"]:
+        html = await (await client.get(path)).text()
+        assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in html, path
+    client.session.cookie_jar.clear()
+    login = await (await client.get("/login")).text()
+    assert '<link rel="icon" href="/static/favicon.svg"' in login
+    icon = await client.get("/static/favicon.svg")
+    assert icon.status == 200
+    assert icon.content_type == "image/svg+xml"
+    assert (await icon.text()).startswith("<svg")

@@ -53,6 +53,60 @@ async def test_closed_registration_refuses_after_the_first_user(aiohttp_client, 
     assert_error(await response.json(), "registration_closed")
 
 
+async def test_while_no_active_admin_exists_the_first_registration_is_admin(client, conn):
+    """After `ecogram demo` (its importer, an admin-in-name demo account, a disabled admin,
+    accounts made by create-user) nobody can administer: the next account registered can."""
+    from ecogram.catalog.accounts import DEMO_EMAIL
+
+    await conn.execute(
+        "INSERT INTO users (email, name, password_hash, role, disabled) VALUES "
+        "($1, 'Demo', 'x', 'importer', false), ('old@example.com', 'Old', 'x', 'admin', true), "
+        "('imp@example.com', 'Imp', 'x', 'importer', false)", DEMO_EMAIL)
+    first = await register(client)
+    assert (await first.json())["role"] == "admin"
+    second = await register(client, "bob@example.com", "Bob")
+    assert (await second.json())["role"] == "viewer"
+    # The demo's account never counts as an admin, even promoted by hand.
+    await conn.execute("UPDATE users SET role = 'admin' WHERE lower(email) = $1", DEMO_EMAIL)
+    await conn.execute("UPDATE users SET disabled = true WHERE email = 'ada@example.com'")
+    third = await register(client, "cy@example.com", "Cy")
+    assert (await third.json())["role"] == "admin"
+
+
+async def test_closed_registration_still_makes_the_first_admin_after_the_demo(
+    aiohttp_client, settings, conn
+):
+    from ecogram.catalog.accounts import DEMO_EMAIL
+
+    await conn.execute("INSERT INTO users (email, name, password_hash, role) VALUES "
+                       "($1, 'Demo', 'x', 'importer')", DEMO_EMAIL)
+    client = await aiohttp_client(create_app(settings.replace(registration="closed")))
+    assert (await (await register(client)).json())["role"] == "admin"
+    assert (await register(client, "bob@example.com", "Bob")).status == 403
+
+
+async def test_a_closed_install_whose_operator_made_accounts_cannot_be_claimed(
+    aiohttp_client, settings, conn
+):
+    """Closed registration: an operator who made accounts with create-user (none of them admin)
+    decides who administers; a stranger registering does not become admin."""
+    await conn.execute("INSERT INTO users (email, name, password_hash, role) VALUES "
+                       "('imp@example.com', 'Imp', 'x', 'importer')")
+    client = await aiohttp_client(create_app(settings.replace(registration="closed")))
+    response = await register(client)
+    assert response.status == 403
+    assert_error(await response.json(), "registration_closed")
+    assert await conn.fetchval("SELECT count(*) FROM users") == 1
+
+
+async def test_the_demo_address_cannot_be_registered(client):
+    from ecogram.catalog.accounts import DEMO_EMAIL
+
+    response = await register(client, DEMO_EMAIL.upper(), "Not the demo")
+    assert response.status == 422
+    assert_error(await response.json(), "invalid_fields")
+
+
 async def test_an_email_is_taken_whatever_its_case(client):
     await register(client)
     response = await register(client, "ADA@Example.COM", "Ada again")

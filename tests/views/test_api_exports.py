@@ -11,7 +11,8 @@ import zipfile
 import pytest
 import pyvips
 
-from ecogram.catalog.exports import MAGENTO_HEADER, SHOPIFY_HEADER, neutralise
+from ecogram.catalog import exports
+from ecogram.catalog.exports import MAGENTO_HEADER, SHOPIFY_HEADER, handle, neutralise
 from tests.catalog.photos import make_photo
 from tests.conftest import assert_error
 
@@ -183,3 +184,94 @@ async def test_exported_urls_fetch_the_right_image(client, login_as, make_image)
     # Once the photo is unpublished the same URL stops serving it.
     await client.delete(f"/api/v1/images/{record['id']}", headers=await login_as("admin"))
     assert (await client.get(url.removeprefix(PUBLIC))).status == 404
+
+
+async def test_codes_sharing_a_handle_get_distinct_handles(client, login_as, make_image, conn):
+    """``COLL-1``, ``coll_1`` and ``Coll–1`` would be one Shopify product: each gets its own."""
+    for code in ("COLL-1", "coll_1", "Coll–1", "COLL-1-2"):  # imported in this order
+        await make_image(code, product=f"Product {code}", status="approved")
+    reviewer = await login_as("reviewer")
+    rows = rows_of(await (await fetch(client, reviewer, "shopify")).text())
+    handles = {r[1].removeprefix("Product "): r[0] for r in rows[1:]}  # one photo each
+    # The first code keeps its handle; the others take the next suffix no code has.
+    assert handles == {"COLL-1": "coll-1", "COLL-1-2": "coll-1-2", "coll_1": "coll-1-3",
+                       "Coll–1": "coll-1-4"}
+    entry = await conn.fetchrow("SELECT details FROM audit_log WHERE action = 'export'")
+    renamed = entry["details"]["renamed"]
+    assert (renamed["column"], renamed["count"]) == ("Handle", 2)
+    assert sorted(renamed["items"], key=lambda item: item["key"]) == [
+        {"code": "coll_1", "key": "coll-1-3", "collides_with": "COLL-1"},
+        {"code": "Coll–1", "key": "coll-1-4", "collides_with": "COLL-1"}]
+    # The same handle in an incremental export of that code alone.
+    rows = rows_of(await (await fetch(client, reviewer, "shopify", "?code=coll_1")).text())
+    assert [r[0] for r in rows[1:]] == ["coll-1-3"]
+    # A code with no clash exports without a "renamed" entry.
+    rows = rows_of(await (await fetch(client, reviewer, "shopify", "?code=COLL-1")).text())
+    assert [r[0] for r in rows[1:]] == ["coll-1"]
+    last = await conn.fetchval(
+        "SELECT details FROM audit_log WHERE action = 'export' ORDER BY id DESC LIMIT 1")
+    assert "renamed" not in last
+
+
+@pytest.mark.parametrize("fmt,column", [("woocommerce", "SKU"), ("magento", "sku")])
+async def test_skus_equal_but_for_case_get_distinct_skus(client, login_as, make_image, conn,
+                                                         fmt, column):
+    """The shops compare SKUs without case or accents: ``Case-1`` and ``CASE-1`` would merge."""
+    for code in ("Case-1", "CASE-1", "CAFÉ-9", "cafe-9"):
+        await make_image(code, status="approved")
+    rows = rows_of(await (await fetch(client, await login_as("reviewer"), fmt)).text())
+    assert sorted(r[0] for r in rows[1:]) == sorted(["Case-1", "CASE-1-2", "CAFÉ-9",
+                                                     "cafe-9-2"])
+    renamed = (await conn.fetchval(
+        "SELECT details FROM audit_log WHERE action = 'export'"))["renamed"]
+    assert (renamed["column"], renamed["count"]) == (column, 2)
+    assert {(i["code"], i["collides_with"]) for i in renamed["items"]} == {
+        ("CASE-1", "Case-1"), ("cafe-9", "CAFÉ-9")}
+
+
+@pytest.mark.parametrize("code,expected", [("COLL-1", "coll-1"), ("coll_1", "coll-1"),
+                                           ("Coll–1", "coll-1"), ("ＣＯＬＬ－１", "coll-1"),
+                                           ("Café Crème", "cafe-creme"), ("a--b", "a-b")])
+def test_handle_spellings(code, expected):
+    assert handle(code) == expected
+
+
+async def test_batches_do_not_change_the_output(client, login_as, make_image, monkeypatch):
+    """One product per batch or all at once: the same bytes."""
+    await catalogue(make_image)
+    await make_image("SHOE-1", status="approved")  # a product bigger than a batch
+    reviewer = await login_as("reviewer")
+    whole = {fmt: await (await fetch(client, reviewer, fmt)).read()
+             for fmt in ("shopify", "woocommerce", "magento")}
+    monkeypatch.setattr(exports.walk, "BATCH_ROWS", 1)
+    for fmt, expected in whole.items():
+        assert await (await fetch(client, reviewer, fmt)).read() == expected, fmt
+
+
+async def test_zip_of_many_originals_in_small_reads(client, login_as, make_image, conn,
+                                                    monkeypatch):
+    """Originals read a few at a time, the archive built in a thread: a valid ZIP of them all."""
+    monkeypatch.setattr(exports.walk, "BATCH_ROWS", 2)
+    monkeypatch.setattr(exports.archive, "ORIGINALS_BYTES", 1)  # one original per read
+    photos = {}
+    for seed, code in enumerate(["ZIPA", "ZIPA", "zipa", "ZIP-B", "ZIP-C", "ZIP-C"], start=70):
+        photo = make_photo(seed, width=300 + seed, height=260)
+        record = await make_image(code, photo=photo, status="approved")
+        photos[record["id"]] = (record, photo)
+    response = await fetch(client, await login_as("reviewer"), "zip")
+    archive = zipfile.ZipFile(io.BytesIO(await response.read()))
+    assert archive.testzip() is None  # every member's CRC checks
+    manifest = list(csv.DictReader(io.StringIO(archive.read("manifest.csv").decode())))
+    assert len(manifest) == len(photos) == len(archive.namelist()) - 1
+    by_name = {m["filename"]: m for m in manifest}
+    for record, photo in photos.values():
+        name = next(n for n, m in by_name.items() if m["sha256"] == record["sha256"])
+        assert archive.read(name) == photo
+    # ZIPA_1.jpg and zipa_1.jpg would be one file on a case-insensitive disk.
+    zipa = next(r for r, _ in photos.values() if r["code"] == "zipa")
+    assert f"zipa_1-{zipa['id']}.jpg" in by_name and "ZIPA_1.jpg" in by_name
+    renamed = (await conn.fetchval(
+        "SELECT details FROM audit_log WHERE action = 'export'"))["renamed"]
+    assert renamed["column"] == "filename" and renamed["count"] == 1
+    assert renamed["items"][0]["key"] == f"zipa_1-{zipa['id']}.jpg"
+    assert await conn.fetchval("SELECT count FROM exports") == len(photos)

@@ -305,3 +305,97 @@ async def test_replace_bumps_version_and_returns_to_pending(client, login_as, ma
     response = await client.put(f"/api/v1/images/{record['id']}/file", data=form,
                                 headers=importer)
     assert response.status == 422
+
+
+# --- an approved photo's code or product changed: back to review, unless a reviewer did it ------
+
+
+def _watch_changes(client) -> list[int]:
+    """The image ids the app's on_changed hooks hear about (the delivery listens there too)."""
+    from ecogram.catalog import events
+
+    heard: list[int] = []
+
+    async def record(image_id: int) -> None:
+        heard.append(image_id)
+
+    events.of(client.server.app).on_changed.append(record)
+    return heard
+
+
+async def _edit_entry(conn, image_id: int) -> dict:
+    return await conn.fetchval("SELECT details FROM audit_log WHERE action = 'image.edited' "
+                               "AND image_id = $1 ORDER BY id DESC LIMIT 1", image_id)
+
+
+@pytest.mark.parametrize("change", [{"code": "NEW-1"}, {"product": "Another product"},
+                                    {"code": "NEW-1", "product": "Another product"}])
+async def test_importer_changing_an_approved_photos_code_or_product_sends_it_to_review(
+    client, login_as, make_image, conn, change
+):
+    record = await make_image("OLD-1", status="approved", product="Blue mug")
+    assert (await client.get("/img/OLD-1")).status == 200  # live, and in delivery's memory
+    heard = _watch_changes(client)
+    response = await client.patch(f"/api/v1/images/{record['id']}", json=change,
+                                  headers=await login_as("importer"))
+    body = await response.json()
+    assert response.status == 200, body
+    assert body["status"] == "pending"
+    assert (body["reviewed_by"], body["reviewed_at"]) == (None, None)
+    assert heard == [record["id"]]
+    details = await _edit_entry(conn, record["id"])
+    assert details["status"] == {"before": "approved", "after": "pending"}
+    for field, value in change.items():
+        assert details[field]["after"] == value
+    # Unpublished at once, under the old code and the new one.
+    assert (await client.get("/img/OLD-1")).status == 404
+    assert (await client.get(f"/img/{body['code']}")).status == 404
+    # Back in the review queue like any new photo: a reviewer approves it where it now is.
+    response = await client.post(f"/api/v1/images/{record['id']}/approve", json={},
+                                 headers=await login_as("reviewer"))
+    assert response.status == 200, await response.text()
+    assert (await client.get(f"/img/{body['code']}")).status == 200
+
+
+@pytest.mark.parametrize("role", ["reviewer", "admin"])
+async def test_reviewer_moving_an_approved_photo_keeps_it_live(client, login_as, make_image,
+                                                              conn, role):
+    record = await make_image("OLD-2", status="approved", product="Blue mug")
+    assert (await client.get("/img/OLD-2")).status == 200
+    response = await client.patch(f"/api/v1/images/{record['id']}",
+                                  json={"code": "NEW-2", "product": "Green mug"},
+                                  headers=await login_as(role))
+    body = await response.json()
+    assert response.status == 200, body
+    assert (body["status"], body["reviewed_by"]) == ("approved", record["reviewed_by"])
+    assert "status" not in await _edit_entry(conn, record["id"])
+    assert (await client.get("/img/OLD-2")).status == 404
+    assert (await client.get("/img/NEW-2")).status == 200
+
+
+async def test_importer_editing_alt_or_position_of_an_approved_photo_keeps_it_live(
+    client, login_as, make_image, conn
+):
+    first = await make_image("KEEP-1", status="approved")
+    second = await make_image("KEEP-1", status="approved")
+    importer = await login_as("importer")
+    for change in ({"alt": "Front view"}, {"position": 1}):
+        response = await client.patch(f"/api/v1/images/{second['id']}", json=change,
+                                      headers=importer)
+        assert response.status == 200
+        assert (await response.json())["status"] == "approved"
+    statuses = await conn.fetch("SELECT status FROM images WHERE id = ANY($1::bigint[])",
+                                [first["id"], second["id"]])
+    assert {r["status"] for r in statuses} == {"approved"}
+    assert (await client.get("/img/KEEP-1")).status == 200
+
+
+async def test_importer_moving_a_pending_or_rejected_photo_keeps_its_status(
+    client, login_as, make_image
+):
+    importer = await login_as("importer")
+    for status in ("pending", "rejected"):
+        record = await make_image(f"ST-{status}", status=status)
+        response = await client.patch(f"/api/v1/images/{record['id']}",
+                                      json={"code": f"MOVED-{status}"}, headers=importer)
+        assert (await response.json())["status"] == status

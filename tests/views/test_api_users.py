@@ -146,3 +146,21 @@ async def _fresh(client, email: str) -> dict[str, str]:
     )
     assert response.status == 200
     return {"Authorization": f"Bearer {(await response.json())['access_token']}"}
+
+
+async def test_the_demo_account_never_counts_as_the_other_admin(client, login_as, conn):
+    from ecogram.catalog.accounts import DEMO_EMAIL
+
+    admin = await login_as("admin")
+    demo_id = await conn.fetchval(
+        "INSERT INTO users (email, name, password_hash, role) VALUES ($1, 'Demo', 'x', 'admin') "
+        "RETURNING id", DEMO_EMAIL)
+    me = await user_id(client, admin)
+    # Nobody can sign in as the demo: the last real admin stays.
+    response = await client.patch(f"/api/v1/users/{me}", json={"role": "viewer"}, headers=admin)
+    assert response.status == 409
+    assert_error(await response.json(), "last_admin")
+    # And the demo's admin role can be taken away while only one real admin exists.
+    response = await client.patch(f"/api/v1/users/{demo_id}", json={"role": "importer"},
+                                  headers=admin)
+    assert response.status == 200, await response.text()
