@@ -44,7 +44,12 @@ CREATE TABLE channel_products (
     main_background  text,               -- NULL: the main photo is not measured yet
     main_fill        real,
     PRIMARY KEY (status, code)
-);
+) PARTITION BY LIST (status);
+-- A page reads one status: a partition each, so it scans a quarter of the rows' pages.
+CREATE TABLE channel_products_approved PARTITION OF channel_products FOR VALUES IN ('approved');
+CREATE TABLE channel_products_pending PARTITION OF channel_products FOR VALUES IN ('pending');
+CREATE TABLE channel_products_rejected PARTITION OF channel_products FOR VALUES IN ('rejected');
+CREATE TABLE channel_products_all PARTITION OF channel_products FOR VALUES IN ('all');
 CREATE INDEX channel_products_code ON channel_products (code);
 
 -- The rows of the codes matching p_code (NULL: every code), from the live photos.
