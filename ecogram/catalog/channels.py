@@ -377,12 +377,15 @@ async def backfill(pool: asyncpg.Pool, executor: Executor | None, limits: QCLimi
 class GeometryRecorder:
     """Measures each photo the hooks announce (approved, replaced, moved), in the background.
 
-    A hook starts a task and returns: the request that fired it never waits for libvips."""
+    A hook starts a task and returns: the request that fired it never waits for libvips. The
+    tasks take turns (``concurrency`` at once, one by default): a bulk approval of a thousand
+    photos holds one original in memory at a time and leaves the libvips threads to /img."""
 
     def __init__(self, pool: asyncpg.Pool, executor: Executor | None,
-                 limits: QCLimits) -> None:
+                 limits: QCLimits, concurrency: int = 1) -> None:
         self.pool, self.executor, self.limits = pool, executor, limits
         self._tasks: set[asyncio.Task[None]] = set()
+        self._gate = asyncio.Semaphore(concurrency)
 
     async def on_event(self, image_id: int) -> None:
         task = asyncio.create_task(self._measure(image_id))
@@ -391,7 +394,8 @@ class GeometryRecorder:
 
     async def _measure(self, image_id: int) -> None:
         try:
-            await measure_one(self.pool, self.executor, self.limits, image_id)
+            async with self._gate:
+                await measure_one(self.pool, self.executor, self.limits, image_id)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -424,3 +424,41 @@ def test_numbers_in_sentences_read_as_babel_writes_them():
     assert channels._bytes(2_000_000, "pt_BR") == "2 MB"
     assert channels._bytes(2_450_000, "pt_BR") == "2,5 MB"
     assert channels._bytes(512, "en") == "512 B"
+
+
+async def test_the_recorder_measures_one_photo_at_a_time(client, add, conn, settings, clean_db):
+    """A bulk approval fires the hook for every photo; their originals are read one by one."""
+    import threading
+
+    ids = [(await add(f"P-{n}", product_photo(n), status="pending"))["id"] for n in range(4)]
+
+    class Counting(ThreadPoolExecutor):
+        def __init__(self) -> None:
+            super().__init__(4)
+            self.running = self.most = 0
+            self.lock = threading.Lock()
+
+        def submit(self, fn, /, *args, **kwargs):
+            def counted():
+                with self.lock:
+                    self.running += 1
+                    self.most = max(self.most, self.running)
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    with self.lock:
+                        self.running -= 1
+            return super().submit(counted)
+
+    pool = await db.create_pool(clean_db, 1, 4)
+    try:
+        with Counting() as executor:
+            recorder = channels.GeometryRecorder(pool, executor, qc_limits(settings))
+            for image_id in ids:
+                await recorder.on_event(image_id)
+            await recorder.drain()
+            await recorder.close()
+        assert executor.most == 1
+    finally:
+        await pool.close()
+    assert await conn.fetchval("SELECT count(*) FROM image_geometry") == 4
