@@ -340,6 +340,8 @@ async def measure_one(pool: asyncpg.Pool, executor: Executor | None, limits: QCL
         return "failed"
     async with pool.acquire() as conn:
         saved = await _save(conn, image_id, row["sha256"], geometry)
+        # Keep the dirty list short where photos are approved but nobody opens the board.
+        await db.queries.channels_catch_up(conn)
     return "measured" if saved else "skipped"
 
 
