@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -14,7 +15,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from ecogram import db, i18n, keys
+from ecogram import db, i18n, jobs, keys
 from ecogram.auth.throttle import login_throttle_context
 from ecogram.catalog import events
 from ecogram.catalog.delivery import Delivery
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> web
     app.cleanup_ctx.append(redis_context)  # the one Redis client (REDIS_URL), for both below
     app.cleanup_ctx.append(login_throttle_context)  # after _database: it uses the pool
     app.cleanup_ctx.append(_delivery)  # after the pool and the libvips pool it uses
+    app.cleanup_ctx.append(_job_worker)  # after the pool and the libvips pool it uses
     setup_routes(app)
     app.router.add_static("/static", STATIC_DIR, name="static")
     return app
@@ -122,6 +124,21 @@ async def _vips_executor(app: web.Application) -> AsyncIterator[None]:
     app[keys.vips_executor] = executor
     yield
     executor.shutdown(wait=True, cancel_futures=True)
+
+
+async def _job_worker(app: web.Application) -> AsyncIterator[None]:
+    """Import jobs, run in this process: ECOGRAM_JOB_WORKERS at once (0: none, they are left to
+    `ecogram worker` processes). Stopping lets a running job store the files in hand."""
+    settings = app[keys.settings]
+    if settings.job_workers == 0 or settings.db_pool_max < 2:  # the queue listens on one
+        yield
+        return
+    worker = jobs.Worker(app[keys.db_pool], settings, app[keys.vips_executor],
+                         settings.job_workers)
+    task = asyncio.create_task(worker.run())
+    yield
+    worker.stop()
+    await task
 
 
 async def _delivery(app: web.Application) -> AsyncIterator[None]:

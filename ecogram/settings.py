@@ -255,6 +255,23 @@ class Settings:
         "ECOGRAM_URL_TIMEOUT", "20", "Total time allowed to fetch one manifest URL, in seconds.",
         _positive(_float))
 
+    import_async_files: int = setting(
+        "ECOGRAM_IMPORT_ASYNC_FILES", "500", "`POST /api/v1/imports` with more files than this "
+        "runs as a job (202 at once) even without `Prefer: respond-async`: 500 photos take "
+        "15-40 s, inside a proxy's usual 60 s read timeout.", _positive(_int))
+    import_async_mb: int = setting(
+        "ECOGRAM_IMPORT_ASYNC_MB", "256", "`POST /api/v1/imports` with an archive larger than "
+        "this, in MB, runs as a job even without `Prefer: respond-async` (about 500 photos of "
+        "2 MP).", _positive(_int))
+    job_workers: int = setting(
+        "ECOGRAM_JOB_WORKERS", "1", "Import jobs each `ecogram serve` process runs at once; 0: "
+        "none (leave them to `ecogram worker` processes). `ecogram worker` runs this many too, "
+        "at least 1, unless --jobs says otherwise.", _int)
+    job_stall_seconds: int = setting(
+        "ECOGRAM_JOB_STALL_SECONDS", "30", "Seconds a running job may go without its "
+        "heartbeat (sent every half of this) before another worker takes it over: how soon a "
+        "job whose worker died is resumed.", _positive(_int))
+
     # --- export --------------------------------------------------------------------------------
     max_exports: int = setting(
         "ECOGRAM_MAX_EXPORTS", "4", "Exports streamed at once per worker; more answer 429 "
@@ -333,6 +350,8 @@ class Settings:
             raise SettingsError("ECOGRAM_SECRET_KEY must be at least 32 bytes long")
         if self.database_url and not self.database_url.startswith(("postgresql://", "postgres://")):
             raise SettingsError("DATABASE_URL must be a postgresql:// URL")
+        if self.job_workers < 0:
+            raise SettingsError("ECOGRAM_JOB_WORKERS must be 0 or more")
         if self.db_pool_min > self.db_pool_max:
             raise SettingsError("ECOGRAM_DB_POOL_MIN must not exceed ECOGRAM_DB_POOL_MAX")
 

@@ -143,13 +143,56 @@ class ImportRun:
         self.batch_id = await leases.start(
             source=self.source, importer_id=self.actor.id, importer=self.actor.name
         )
-        completed = False
+        status = INTERRUPTED
+        try:
+            await self._drive(enumerate(items, 1))
+            status = DONE
+        finally:
+            try:
+                async with self.pool.acquire() as conn:
+                    await self.finish(conn, status)
+            finally:
+                await leases.end(self.batch_id)
+        async with self.pool.acquire() as conn:
+            report = await batch_report(conn, self.batch_id, self.settings.public_url)
+        assert report is not None
+        return report
+
+    async def resume(
+        self, batch_id: int, numbered: Iterable[tuple[int, ImportItem]],
+        stop: asyncio.Event | None = None,
+    ) -> bool:
+        """Import the given ``(seq, item)`` of an existing batch whose lease the caller holds
+        (an import job, ``catalog/import_jobs.py``); True when every item was seen, False when
+        ``stop`` was set first (the files in hand are stored first). The caller ends the batch."""
+        self.batch_id = batch_id
+        return await self._drive(numbered, stop)
+
+    async def finish(self, conn: asyncpg.Connection, status: str) -> None:
+        """End the batch (``done`` or ``interrupted``): its counts are those of its lines."""
+        await db.queries.import_finish_batch(conn, id=self.batch_id, status=status)
+        row = await db.queries.import_get_batch(conn, id=self.batch_id)
+        counts = {k: row[k] for k in (ACCEPTED, DUPLICATE, REJECTED)}
+        await audit.record(conn, self.actor, "import.batch", target=f"batch:{self.batch_id}",
+                           details={"batch_id": self.batch_id, "source": self.source,
+                                    "status": status, **counts})
+        log.info(json.dumps({"event": "import_batch", "batch_id": self.batch_id,
+                             "source": self.source, "status": status, **counts}))
+
+    async def _drive(
+        self, numbered: Iterable[tuple[int, ImportItem]], stop: asyncio.Event | None = None
+    ) -> bool:
+        """Prepare and store the items; True when all were seen, False when stopped."""
         queue: asyncio.Queue[asyncio.Task | None] = asyncio.Queue(maxsize=self.concurrency)
-        counts = {ACCEPTED: 0, DUPLICATE: 0, REJECTED: 0}
+        stopped = False
 
         async def produce() -> None:
+            nonlocal stopped
             try:
-                for seq, item in enumerate(items, 1):
+                for seq, item in numbered:
+                    if stop is not None and stop.is_set():
+                        stopped = True  # the files already in hand are still stored
+                        break
                     await queue.put(asyncio.create_task(self._prepare(seq, item)))
             except asyncio.CancelledError:
                 raise  # the consumer is gone: nobody would read the end marker
@@ -175,7 +218,6 @@ class ImportRun:
                     outcome = prepared
                 if outcome.outcome != ACCEPTED:
                     await self._add_item(outcome)
-                counts[outcome.outcome] += 1
                 if self.on_progress is not None:
                     self.on_progress(outcome)
             finally:
@@ -209,7 +251,6 @@ class ImportRun:
         try:
             await consume()
             await producer
-            completed = True
         finally:
             if not producer.done():
                 producer.cancel()
@@ -222,22 +263,8 @@ class ImportRun:
                     task.cancel()
             if self._own_fetcher and self._fetcher is not None:
                 await self._fetcher.close()
-            status = DONE if completed else INTERRUPTED
-            try:
-                async with self.pool.acquire() as conn:
-                    await db.queries.import_finish_batch(conn, id=self.batch_id, status=status)
-                    await audit.record(conn, self.actor, "import.batch",
-                                       target=f"batch:{self.batch_id}",
-                                       details={"batch_id": self.batch_id, "source": self.source,
-                                                "status": status, **counts})
-            finally:
-                await leases.end(self.batch_id)
-        log.info(json.dumps({"event": "import_batch", "batch_id": self.batch_id,
-                             "source": self.source, "status": status, **counts}))
-        async with self.pool.acquire() as conn:
-            report = await batch_report(conn, self.batch_id, self.settings.public_url)
-        assert report is not None
-        return report
+                self._fetcher = None
+        return not stopped
 
     # --- prepare: bytes, early duplicate check, probe + master ---------------------------------
 
@@ -432,6 +459,28 @@ class _Leases:
             self.batches.add(batch_id)
             return batch_id
 
+    async def hold(self, batch_id: int) -> bool:
+        """Hold an existing batch (an import job's); False when a live runner holds it."""
+        async with self.lock:
+            if batch_id in self.batches:
+                return False  # this process runs it already (a lock is re-entrant in a session)
+            if self.conn is not None and _dead(self.conn):
+                await self._disconnect()
+            self._by_pool.setdefault(id(self.pool), self)
+            try:
+                if self.conn is None:
+                    self.conn = await self._connect()
+                held = await db.queries.import_try_hold_batch(self.conn, id=batch_id)
+            except BaseException:
+                if self.conn is None or _dead(self.conn) or not self.batches:
+                    await self._disconnect()
+                raise
+            if held:
+                self.batches.add(batch_id)
+            elif not self.batches:
+                await self._disconnect()
+            return bool(held)
+
     async def end(self, batch_id: int) -> None:
         async with self.lock:
             self.batches.discard(batch_id)
@@ -466,6 +515,15 @@ class _Leases:
             await conn.close()
         else:
             await self.pool.release(conn)  # asyncpg's reset unlocks whatever is still held
+
+
+async def hold_batch(pool: asyncpg.Pool, settings: Settings, batch_id: int) -> bool:
+    """Take the lease on an existing batch (an import job's); False when a live runner has it."""
+    return await _Leases.of(pool, settings.database_url).hold(batch_id)
+
+
+async def release_batch(pool: asyncpg.Pool, settings: Settings, batch_id: int) -> None:
+    await _Leases.of(pool, settings.database_url).end(batch_id)
 
 
 def _dead(conn: asyncpg.Connection) -> bool:
@@ -543,6 +601,10 @@ async def batch_report(
         "accepted": batch["accepted"],
         "duplicate": batch["duplicate"],
         "rejected": batch["rejected"],
+        # A job's: the files it holds (so "40 of 200" can be shown), and why it was
+        # interrupted when it was; null for an import run in its request.
+        "files": batch["files"],
+        "reason": batch["reason"],
         "items": items,
     }
 
@@ -600,6 +662,11 @@ async def import_archive(
     finally:
         if archive is not None:
             archive.close()
+
+
+def open_archive(path: Path, settings: Settings) -> ZipArchive:
+    """A ZIP with this service's limits (raises ``AppError`` when it cannot be read)."""
+    return _open_archive(path, settings)
 
 
 def _open_archive(path: Path, settings: Settings) -> ZipArchive:

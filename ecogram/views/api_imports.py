@@ -17,8 +17,8 @@ from pathlib import Path
 
 from aiohttp import BodyPartReader, web
 
-from ecogram import keys
-from ecogram.catalog import imports
+from ecogram import jobs, keys
+from ecogram.catalog import import_jobs, imports
 from ecogram.catalog.sources import (
     CHUNK,
     ImportItem,
@@ -155,11 +155,27 @@ async def post_imports(request: web.Request) -> web.Response:
         if archive is None and manifest is None:
             raise AppError(422, "no_files", "Send a ZIP in a part named 'archive' and/or a CSV "
                            "in a part named 'manifest'.")
-        report = await imports.import_archive(
+        report, queued = await import_jobs.submit(
             app[keys.db_pool], settings, app[keys.vips_executor], request[keys.user], archive,
-            manifest,
+            manifest, prefer_async=_prefers_async(request), enqueue=jobs.enqueue_import,
         )
-    return web.json_response(report, status=201)
+    if not queued:
+        return web.json_response(report, status=201)
+    # Queued: the upload is stored, a worker runs the import; the report's URL shows its
+    # progress (queued, running, then done or interrupted, with counts that grow).
+    location = str(app.router["imports_get"].url_for(id=str(report["id"])))
+    return web.json_response(report, status=202, headers={
+        "Location": location, "Preference-Applied": "respond-async"})
+
+
+def _prefers_async(request: web.Request) -> bool:
+    """``Prefer: respond-async`` (RFC 7240: comma-separated preferences, parameters after
+    ``;``, case-insensitive names), in any of the request's Prefer headers."""
+    for header in request.headers.getall("Prefer", ()):
+        for preference in header.split(","):
+            if preference.split(";", 1)[0].split("=", 1)[0].strip().lower() == "respond-async":
+                return True
+    return False
 
 
 async def get_import(request: web.Request) -> web.Response:

@@ -49,10 +49,12 @@ UPDATE import_batches
 
 -- name: import-settle-batch!
 -- A reader's check: a 'running' batch whose lease is free has no runner any more; it becomes
--- 'interrupted' with the counts of what landed. The try-lock is held only to the end of this
--- statement; while the runner lives it fails and nothing changes.
+-- 'interrupted' with the counts of what landed, or 'queued' again when it is a job's (the job
+-- queue hands a job whose worker died to another worker, which resumes it). The try-lock is
+-- held only to the end of this statement; while the runner lives it fails and nothing changes.
 UPDATE import_batches
-   SET status = 'interrupted', finished_at = now(),
+   SET status = CASE WHEN job_id IS NULL THEN 'interrupted' ELSE 'queued' END,
+       finished_at = CASE WHEN job_id IS NULL THEN now() END,
        accepted = (SELECT count(*) FROM import_items WHERE batch_id = :id AND outcome = 'accepted'),
        duplicate = (SELECT count(*) FROM import_items WHERE batch_id = :id AND outcome = 'duplicate'),
        rejected = (SELECT count(*) FROM import_items WHERE batch_id = :id AND outcome = 'rejected')
@@ -63,7 +65,7 @@ UPDATE import_batches
 -- The counts are always those of the batch's lines, so a running batch's report counts what has
 -- landed so far (the stored columns are written when the batch ends).
 SELECT b.id, b.source, b.importer_id, b.importer, b.status, b.created_at, b.finished_at,
-       c.accepted, c.duplicate, c.rejected
+       b.files, b.reason, c.accepted, c.duplicate, c.rejected
   FROM import_batches AS b
  CROSS JOIN LATERAL (
     SELECT count(*) FILTER (WHERE outcome = 'accepted')::int AS accepted,
