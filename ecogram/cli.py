@@ -131,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("w", "h", "dpr", "fit", "g", "fmt", "q", "bg", "v"):
         sign.add_argument(f"--{name}", metavar=name.upper())
     sign.set_defaults(handler=cmd_sign_url)
+    add_worker_command(commands)
     parser.set_defaults(commands=commands.choices)
     return parser
 
@@ -167,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"ecogram: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, human=args.command != "serve")
+    configure_logging(settings.log_level, human=args.command not in ("serve", "worker"))
     try:
         return args.handler(args, settings)
     except (UsageError, SettingsError) as exc:
@@ -478,4 +479,51 @@ def cmd_sign_url(args: argparse.Namespace, settings: Settings) -> int:
         print(f"ecogram: {error.message}", file=sys.stderr)
         return 2
     print(f"{settings.public_url}{signed}")
+    return 0
+
+
+# --- worker: import jobs on this machine ---------------------------------------------------
+
+
+def add_worker_command(commands) -> None:
+    worker = commands.add_parser(
+        "worker", help="run import jobs (on this machine, beside or instead of `ecogram serve`)",
+        description="Run import jobs from the queue until stopped. SIGTERM or Ctrl+C: the "
+                    "running jobs store the files in hand and go back to the queue, for another "
+                    "worker; a worker killed outright has its jobs resumed by another after "
+                    "ECOGRAM_JOB_STALL_SECONDS.")
+    worker.add_argument(
+        "--jobs", type=_positive, metavar="N",
+        help="jobs run at once (default: ECOGRAM_JOB_WORKERS, at least 1)")
+    worker.set_defaults(handler=cmd_worker)
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ecogram import jobs
+
+    jobs_at_once = args.jobs or max(settings.job_workers, 1)
+    settings = resolve_database(settings)
+
+    async def work() -> None:
+        await _migrate(settings.database_url)
+        # Per job: a few connections at once (reads, two stores); one for the queue's listener.
+        pool = await db.create_pool(settings.database_url, 1, 4 * jobs_at_once + 2,
+                                    settings.db_timeout)
+        try:
+            with ThreadPoolExecutor(settings.render_threads,
+                                    thread_name_prefix="vips") as executor:
+                worker = jobs.Worker(pool, settings, executor, jobs_at_once)
+                loop = asyncio.get_running_loop()
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(signum, worker.stop)
+                print(f"ecogram worker: running import jobs, {jobs_at_once} at a time. Stop "
+                      "with Ctrl+C or SIGTERM.", file=sys.stderr, flush=True)
+                await worker.run()
+        finally:
+            await pool.close()
+
+    asyncio.run(work())
     return 0
