@@ -487,7 +487,7 @@ def cmd_sign_url(args: argparse.Namespace, settings: Settings) -> int:
 
 def add_worker_command(commands) -> None:
     worker = commands.add_parser(
-        "worker", help="run import jobs (on this machine, beside or instead of `ecogram serve`)",
+        "worker", help="run import jobs on this machine (beside or instead of ecogram serve)",
         description="Run import jobs from the queue until stopped. SIGTERM or Ctrl+C: the "
                     "running jobs store the files in hand and go back to the queue, for another "
                     "worker; a worker killed outright has its jobs resumed by another after "

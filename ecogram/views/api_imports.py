@@ -155,17 +155,19 @@ async def post_imports(request: web.Request) -> web.Response:
         if archive is None and manifest is None:
             raise AppError(422, "no_files", "Send a ZIP in a part named 'archive' and/or a CSV "
                            "in a part named 'manifest'.")
+        prefer_async = _prefers_async(request)
         report, queued = await import_jobs.submit(
             app[keys.db_pool], settings, app[keys.vips_executor], request[keys.user], archive,
-            manifest, prefer_async=_prefers_async(request), enqueue=jobs.enqueue_import,
+            manifest, prefer_async=prefer_async, enqueue=jobs.enqueue_import,
         )
     if not queued:
         return web.json_response(report, status=201)
     # Queued: the upload is stored, a worker runs the import; the report's URL shows its
     # progress (queued, running, then done or interrupted, with counts that grow).
-    location = str(app.router["imports_get"].url_for(id=str(report["id"])))
-    return web.json_response(report, status=202, headers={
-        "Location": location, "Preference-Applied": "respond-async"})
+    headers = {"Location": str(app.router["imports_get"].url_for(id=str(report["id"])))}
+    if prefer_async:
+        headers["Preference-Applied"] = "respond-async"
+    return web.json_response(report, status=202, headers=headers)
 
 
 def _prefers_async(request: web.Request) -> bool:
