@@ -311,6 +311,10 @@ def main() -> int:
     }
     if args.job:
         env["ECOGRAM_JOB_WORKERS"] = "0"  # the workers below run the jobs, not the server
+    else:
+        # In the request, as measured before import jobs existed: by default an import this
+        # large (over ECOGRAM_IMPORT_ASYNC_FILES / _MB) would be queued as a job.
+        env["ECOGRAM_IMPORT_ASYNC_FILES"] = env["ECOGRAM_IMPORT_ASYNC_MB"] = "1000000"
     with (workdir / "server.log").open("w") as log:
         server = subprocess.Popen(
             [sys.executable, "-m", "ecogram", "serve", "--port", str(port)],
@@ -366,6 +370,9 @@ def main() -> int:
                  f"{args.imports} import{'s' if args.imports > 1 else ''}"
                  if args.job else "in the request"),
         "statuses": report["statuses"],
+        # Each batch's own span: one worker runs two imports one after the other, two at once.
+        "batches": [{"files": len(r["items"]), "created_at": r["created_at"],
+                     "finished_at": r["finished_at"]} for r in reports],
         "photos": args.count,
         "zip_mb": round(zip_path.stat().st_size / 1e6, 1),
         "photo_mb": round(photo_bytes / 1e6, 1),

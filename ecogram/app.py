@@ -128,17 +128,24 @@ async def _vips_executor(app: web.Application) -> AsyncIterator[None]:
 
 async def _job_worker(app: web.Application) -> AsyncIterator[None]:
     """Import jobs, run in this process: ECOGRAM_JOB_WORKERS at once (0: none, they are left to
-    `ecogram worker` processes). Stopping lets a running job store the files in hand."""
+    `ecogram worker` processes). Their own pool, so a job never starves requests of connections
+    (nor requests a job). Stopping lets a running job store the files in hand."""
     settings = app[keys.settings]
-    if settings.job_workers == 0 or settings.db_pool_max < 2:  # the queue listens on one
+    if settings.job_workers == 0:
         yield
         return
-    worker = jobs.Worker(app[keys.db_pool], settings, app[keys.vips_executor],
-                         settings.job_workers)
+    pool = await db.create_pool(settings.database_url, 1, jobs.pool_size(settings.job_workers),
+                                settings.db_timeout)
+    worker = jobs.Worker(pool, settings, app[keys.vips_executor], settings.job_workers)
     task = asyncio.create_task(worker.run())
-    yield
-    worker.stop()
-    await task
+    try:
+        yield
+    finally:
+        worker.stop()
+        try:
+            await task
+        finally:
+            await pool.close()
 
 
 async def _delivery(app: web.Application) -> AsyncIterator[None]:

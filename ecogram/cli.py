@@ -509,8 +509,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     async def work() -> None:
         await _migrate(settings.database_url)
-        # Per job: a few connections at once (reads, two stores); one for the queue's listener.
-        pool = await db.create_pool(settings.database_url, 1, 4 * jobs_at_once + 2,
+        pool = await db.create_pool(settings.database_url, 1, jobs.pool_size(jobs_at_once),
                                     settings.db_timeout)
         try:
             with ThreadPoolExecutor(settings.render_threads,

@@ -40,6 +40,12 @@ IMPORT = "import_batch"  # the one kind of job so far
 RETRY_DELAY = timedelta(seconds=5)  # after a failure (the database away...), before trying again
 
 
+def pool_size(jobs_at_once: int) -> int:
+    """Connections a worker's pool needs: per job a few at once (a read, two stores, its
+    lease's); one more for the queue's LISTEN, one for its polling."""
+    return 4 * jobs_at_once + 2
+
+
 async def enqueue_import(conn: asyncpg.Connection, batch_id: int) -> int:
     """Queue the import of ``batch_id`` on ``conn``, inside the caller's transaction."""
     payload = json.dumps({"batch_id": batch_id}).encode()
