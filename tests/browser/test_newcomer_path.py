@@ -103,6 +103,7 @@ def test_from_an_empty_database_to_an_approved_photo_on_the_storefront(live_serv
     for section in ("Import", "Review", "Export", "Users", "Audit"):
         expect(nav.get_by_role("link", name=section)).to_be_visible()
     expect(page.locator(".whoami .role")).to_have_text("admin")
+    page.wait_for_load_state("networkidle")  # the demo's thumbnails, not their placeholders
     screenshot(page, "newcomer-01-dashboard-en-1280")
 
     # 3. Import: two photos dropped together, the second one first; ten times, fresh codes.
