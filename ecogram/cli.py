@@ -400,11 +400,14 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     print_summary(report)
     url = served_url(settings.host, settings.port)
     print("The broken SOCK-005 photo is refused on purpose; the others wait for review.")
+    # The README starts `ecogram serve` first: say what to open, not to start it again.
     if has_admin:
-        print(f"Next: start `ecogram serve`, open {url}/login and sign in.")
+        print(f"Next: with `ecogram serve` running, open {url}/login (or the address it "
+              "printed) and sign in.")
     else:
-        print(f"Next: start `ecogram serve` and open {url}/register: nobody is admin yet, so "
-              "the first account registered there becomes admin.")
+        print(f"Next: with `ecogram serve` running, open {url}/register (or the address it "
+              "printed): nobody is admin yet, so the first account registered there becomes "
+              "admin.")
     return 0
 
 

@@ -85,8 +85,11 @@ SELECT count(*)::int FROM shifted;
 -- name: manage-update-image^
 -- With :to_review, an approved photo goes back to review (catalog/images.py says when): the
 -- approval was for the photo under its old code and name. (Every SET sees the row as it was.)
+-- A photo a person moves no longer waits for the position its import asked for.
 UPDATE images
    SET code = :code, product = :product, position = :position, alt = :alt,
+       requested_position = CASE WHEN code <> :code OR position <> :position THEN NULL
+                                 ELSE requested_position END,
        version = CASE WHEN code <> :code OR position <> :position
                       THEN nextval('images_version_seq') ELSE version END,
        status = CASE WHEN :to_review AND status = 'approved' THEN 'pending' ELSE status END,
