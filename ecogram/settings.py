@@ -7,6 +7,7 @@ docs/settings.md documents (a test fails when a setting or its default is missin
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -79,6 +80,19 @@ def _int_list(raw: str) -> tuple[int, ...]:
     if any(value <= 0 for value in values):
         raise ValueError("must be whole numbers above zero separated by commas")
     return values
+
+
+def _networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    networks = []
+    for part in raw.split(","):
+        if not part.strip():
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part.strip(), strict=False))
+        except ValueError:
+            raise ValueError("must be IP addresses or networks (10.0.0.0/8) separated by "
+                             "commas") from None
+    return tuple(networks)
 
 
 def _word_list(raw: str) -> tuple[str, ...]:
@@ -218,6 +232,12 @@ class Settings:
         "ECOGRAM_COOKIE_SECURE", "auto", "Secure flag of the session cookie: `auto` (when the "
         "request came over HTTPS, X-Forwarded-Proto included), `true` or `false`.",
         _choice("auto", "true", "false"))
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = setting(
+        "ECOGRAM_TRUSTED_PROXIES", "", "Addresses or networks (CIDR) of the load balancers "
+        "and proxies in front of the service, comma-separated. A request from one of them "
+        "counts (sign-in throttling, the audit trail) under the nearest address in "
+        "X-Forwarded-For that is not one of them. Unset: the peer's address; X-Forwarded-For "
+        "is ignored.", _networks)
 
     # --- import and quality control -------------------------------------------------------
     max_upload_mb: int = setting(
