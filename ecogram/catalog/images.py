@@ -423,6 +423,7 @@ async def replace_file(
             raise AppError(409, "duplicate", "This product already has this exact photo.",
                            {"existing_id": same})
         qc = await _qc_with_neighbours(conn, row, checked, settings)
+        old = await originals.refs_of(conn, image_id)  # the objects of the photo replaced
         updated = await db.queries.manage_replace_image(
             conn, id=image_id, filename=filename, format=checked.format, mime=checked.mime,
             width=checked.width, height=checked.height, file_size=checked.file_size,
@@ -430,7 +431,6 @@ async def replace_file(
             color=checked.color, has_alpha=checked.has_alpha, qc=qc,
         )
         # The new objects first, then the record that names them (ecogram.storage).
-        old = await originals.refs_of(conn, image_id)
         where = settings.storage_url
         await storage.put(conn, where, checked.sha256, data)
         await storage.put(conn, where, master_sha256, master.data)
