@@ -18,6 +18,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -66,7 +67,9 @@ class Seaweed:
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
         log.close()
-        asyncio.run(self._ready())
+        # A loop of its own (in a thread), so a test running on its loop may start it too.
+        with ThreadPoolExecutor(1) as thread:
+            thread.submit(lambda: asyncio.run(self._ready())).result()
 
     async def _ready(self) -> None:
         """The bucket exists and an object goes in and comes back (volumes allocated)."""
