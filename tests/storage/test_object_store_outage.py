@@ -8,6 +8,8 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
+from ecogram import keys
+from ecogram.catalog import originals
 from tests.catalog.photos import make_photo
 from tests.conftest import assert_error
 from tests.storage.conftest import BUCKET, list_objects
@@ -44,7 +46,7 @@ async def test_store_stopped_mid_import_refuses_cleanly_and_retries(
         ["HOT-1", "COLD-1", "NEW-1", "NEW-2", "NEW-3"], start=40)}
     response = await client.post("/api/v1/images", data=form(
         ("HOT-1.jpg", photos["HOT-1"]), ("COLD-1.jpg", photos["COLD-1"])), headers=importer)
-    report = await response.json()
+    report = report_before = await response.json()
     assert response.status == 201 and report["accepted"] == 2, report
     for line in report["items"]:
         response = await client.post(f"/api/v1/images/{line['image_id']}/approve", json={},
@@ -76,8 +78,19 @@ async def test_store_stopped_mid_import_refuses_cleanly_and_retries(
     response = await client.get("/img/HOT-1?w=300&fmt=webp")
     assert response.status == 200 and await response.read() == hot
     response = await client.get("/img/COLD-1?w=300&fmt=webp")
-    assert response.status == 503
+    assert response.status == 503 and response.headers["Retry-After"] == "5"
     assert_error(await response.json(), "unavailable")
+    # The original too.
+    cold_id = next(line["image_id"] for line in report_before["items"]
+                   if line["filename"] == "COLD-1.jpg")
+    response = await client.get(f"/api/v1/images/{cold_id}/original", headers=importer)
+    assert response.status == 503
+    # A purge still goes through; its objects are left to the sweep.
+    hot_id = next(line["image_id"] for line in report_before["items"]
+                  if line["filename"] == "HOT-1.jpg")
+    response = await client.delete(f"/api/v1/images/{hot_id}?purge=true",
+                                   headers=await login_as("admin"))
+    assert response.status == 204
 
     own_seaweed.start()  # the same server, its data kept
 
@@ -88,7 +101,11 @@ async def test_store_stopped_mid_import_refuses_cleanly_and_retries(
     assert response.status == 201 and report["accepted"] == 3, report
     response = await client.get("/img/COLD-1?w=300&fmt=webp")
     assert response.status == 200
-    # Every record's objects are in the store: none names a missing one.
+    # Every record's objects are in the store: none names a missing one. The purged photo's
+    # objects wait for the sweep (here without the day's grace), which leaves only those.
     codes, names = await state(conn)
-    assert len(codes) == 5
-    assert names <= set(await list_objects(own_seaweed.endpoint, prefix))
+    assert codes == {"COLD-1", "NEW-1", "NEW-2", "NEW-3"}
+    assert names < set(await list_objects(own_seaweed.endpoint, prefix))
+    app = client.server.app
+    await originals.sweep(app[keys.db_pool], app[keys.settings].storage_url, min_age=0)
+    assert names == set(await list_objects(own_seaweed.endpoint, prefix))
