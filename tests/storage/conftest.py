@@ -60,7 +60,10 @@ class Seaweed:
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         args = [self.binary, "server", f"-dir={self.directory}", "-ip=127.0.0.1",
-                "-ip.bind=127.0.0.1", "-s3", "-master.volumeSizeLimitMB=64", "-volume.max=8"]
+                "-ip.bind=127.0.0.1", "-s3", "-master.volumeSizeLimitMB=64", "-volume.max=8",
+                # Listeners on fixed default ports, not needed here: off, so two servers (or
+                # two test runs) never collide.
+                "-s3.port.iceberg=0", "-s3.port.lance=0", "-iam=false"]
         for name in self.NAMES:
             args += [f"-{name}.port={self.ports[name]}", f"-{name}.port.grpc={self.grpc[name]}"]
         log = open(self.directory / "weed.log", "ab")  # noqa: SIM115 - the child keeps it
