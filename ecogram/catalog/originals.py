@@ -37,6 +37,7 @@ log = logging.getLogger("ecogram.storage")
 
 ORPHAN_AGE = 24 * 3600  # seconds an object nobody names is kept (a commit may still be coming)
 MIGRATE_PAGE = 50
+SWEEP_PAGE = 1000  # object names checked against the records in one query
 
 
 async def release(pool: asyncpg.Pool | asyncpg.Connection, where: str, keys: Iterable[str]) -> int:
@@ -90,10 +91,25 @@ async def sweep(pool: asyncpg.Pool, configured: str, min_age: float = ORPHAN_AGE
         wheres = {r["store"] async for r in db.queries.storage_locations(conn)}
     removed = 0
     for where in sorted(wheres | {configured}):
-        candidates = [key async for key in storage.older_than(pool, where, min_age)]
-        removed += await release(pool, where, candidates)
+        page: list[str] = []
+        async for key in storage.older_than(pool, where, min_age):
+            page.append(key)
+            if len(page) == SWEEP_PAGE:
+                removed += await _sweep_page(pool, where, page)
+                page = []
+        removed += await _sweep_page(pool, where, page)
     log.info(json.dumps({"event": "storage_sweep", "removed": removed}))
     return removed
+
+
+async def _sweep_page(pool: asyncpg.Pool, where: str, keys: list[str]) -> int:
+    """One query finds which of a page of names records use; only the others are released
+    (each checked again under its lock)."""
+    if not keys:
+        return 0
+    async with pool.acquire() as conn:
+        named = {r["key"] async for r in db.queries.storage_named(conn, keys=keys, store=where)}
+    return await release(pool, where, [key for key in keys if key not in named])
 
 
 async def sweep_once(

@@ -74,3 +74,11 @@ SELECT pg_try_advisory_lock(hashtextextended('ecogram.storage.sweep', 0));
 
 -- name: storage-sweep-unlock$
 SELECT pg_advisory_unlock(hashtextextended('ecogram.storage.sweep', 0));
+
+-- name: storage-named
+-- Which of :keys a record at :store names (the sweep's first, cheap pass over a page of names).
+SELECT k.key
+  FROM unnest(:keys::text[]) AS k(key)
+ WHERE EXISTS (SELECT 1 FROM images i JOIN originals o ON o.image_id = i.id
+                WHERE i.sha256 = k.key AND o.store = :store)
+    OR EXISTS (SELECT 1 FROM originals o WHERE o.master_sha256 = k.key AND o.store = :store);
