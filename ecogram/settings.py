@@ -136,6 +136,21 @@ def _url(raw: str) -> str:
     return value
 
 
+def storage_location(raw: str | None) -> str:
+    """Where originals and masters are written: ``postgres`` (unset) or ``s3://bucket/prefix``."""
+    value = (raw or "").strip()
+    if value in ("", "postgres"):
+        return "postgres"
+    if not value.startswith("s3://"):
+        raise ValueError("must be unset, postgres, or s3://bucket/prefix")
+    bucket, _, prefix = value[len("s3://"):].partition("/")
+    prefix = prefix.strip("/")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
+        raise ValueError("must name a bucket (3 to 63 lower-case letters, digits, '.' or '-'): "
+                         "s3://bucket/prefix")
+    return f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+
+
 def served_url(host: str, port: int) -> str:
     """The URL of ``host:port`` as a browser on this machine reaches it."""
     if host in ("", "0.0.0.0"):  # noqa: S104 - every address: this machine's is one of them
@@ -212,6 +227,21 @@ class Settings:
     max_form_kb: int = setting(
         "ECOGRAM_MAX_FORM_KB", "64", "Largest page form or JSON request body, in KB (413 "
         "above); only upload routes take larger bodies.", _positive(_int))
+
+    storage_url: str = setting(
+        "ECOGRAM_STORAGE_URL", "", "Where originals and masters are written: unset (or "
+        "`postgres`) keeps them in PostgreSQL; `s3://bucket/prefix` puts them in an "
+        "S3-compatible object store, its endpoint and credentials from `AWS_ENDPOINT_URL`, "
+        "`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_REGION` (docs/storage.md).",
+        storage_location)
+    storage_timeout: float = setting(
+        "ECOGRAM_STORAGE_TIMEOUT", "10", "Longest time one object-store call may take, in "
+        "seconds; past it, or when the store refuses, the request answers 503 `unavailable`.",
+        _positive(_float))
+    storage_sweep_interval: int = setting(
+        "ECOGRAM_STORAGE_SWEEP_INTERVAL", "3600", "Seconds between two sweeps by `ecogram serve` "
+        "of stored objects no record names that are more than a day old (one process sweeps at "
+        "a time); 0 turns it off.", _int)
 
     # --- accounts ---------------------------------------------------------------------------
     registration: str = setting(

@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 
 import asyncpg
 
-from ecogram import db
+from ecogram import db, storage
 from ecogram.auth.identity import Identity
 from ecogram.auth.roles import ROLES, allows
 from ecogram.catalog import audit
@@ -93,6 +93,7 @@ class _Prepared:
     data: bytes
     probe: Probe
     master: Master
+    master_sha256: str
 
 
 Progress = Callable[[Outcome], None]
@@ -281,7 +282,8 @@ class ImportRun:
         probe, master = await loop.run_in_executor(
             self.executor, inspect, data, self.limits, self.settings.master_side
         )
-        return _Prepared(seq, item, code, position, data, probe, master)
+        master_sha256 = await loop.run_in_executor(None, _sha256, master.data)
+        return _Prepared(seq, item, code, position, data, probe, master, master_sha256)
 
     def _get_fetcher(self) -> UrlFetcher:
         if self._fetcher is None:
@@ -360,10 +362,13 @@ class ImportRun:
                 shifted = await q.import_shift_positions(
                     conn, code=code, position=position, id=image_id
                 )
-            m = p.master
+            # The objects first, then the record that names them (ecogram.storage).
+            m, where = p.master, self.settings.storage_url
+            await storage.put(conn, where, probe.sha256, p.data)
+            await storage.put(conn, where, p.master_sha256, m.data)
             await q.import_insert_original(
-                conn, image_id=image_id, data=p.data, master=m.data, master_format=m.format,
-                master_width=m.width, master_height=m.height,
+                conn, image_id=image_id, store=where, master_sha256=p.master_sha256,
+                master_format=m.format, master_width=m.width, master_height=m.height,
             )
             await audit.record(
                 conn, self.actor, "image.imported", image_id=image_id,

@@ -107,11 +107,12 @@ UPDATE images SET deleted_at = now(), updated_at = now()
 RETURNING *;
 
 -- name: manage-purge^
--- The original and master go with the row (ON DELETE CASCADE); the audit log keeps the story.
+-- The originals row goes with it (ON DELETE CASCADE); its objects are released after the commit
+-- (ecogram.catalog.originals.release). The audit log keeps the story.
 DELETE FROM images WHERE id = :id RETURNING *;
 
 -- name: manage-get-original^
-SELECT i.id, i.code, i.position, i.filename, i.format, i.mime, i.file_size, o.data
+SELECT i.id, i.code, i.position, i.filename, i.format, i.mime, i.file_size, i.sha256, o.store
   FROM images i JOIN originals o ON o.image_id = i.id
  WHERE i.id = :id AND i.deleted_at IS NULL;
 
@@ -133,7 +134,7 @@ RETURNING *;
 
 -- name: manage-replace-original!
 UPDATE originals
-   SET data = :data, master = :master, master_format = :master_format,
+   SET store = :store, master_sha256 = :master_sha256, master_format = :master_format,
        master_width = :master_width, master_height = :master_height
  WHERE image_id = :image_id;
 

@@ -151,8 +151,9 @@ WITH shifted AS (
 SELECT count(*)::int FROM shifted;
 
 -- name: import-insert-original!
-INSERT INTO originals (image_id, data, master, master_format, master_width, master_height)
-VALUES (:image_id, :data, :master, :master_format, :master_width, :master_height);
+-- The objects themselves were written just before, in this transaction (ecogram.storage.put).
+INSERT INTO originals (image_id, store, master_sha256, master_format, master_width, master_height)
+VALUES (:image_id, :store, :master_sha256, :master_format, :master_width, :master_height);
 
 -- name: import-get-records
 -- Image records (no blobs) for the API, by id.

@@ -88,8 +88,10 @@ async def test_each_valid_file_imports_with_its_metadata(small_client, conn, pat
     assert record["urls"]["src"].endswith(f"/img/{code}/1?v={record['version']}")
     assert "400w" in record["urls"]["srcset"]
     stored = await conn.fetchrow(
-        "SELECT o.data, o.master, o.master_width, o.master_height, i.importer_id, i.batch_id "
-        "FROM originals o JOIN images i ON i.id = o.image_id WHERE i.id = $1", record["id"])
+        "SELECT d.data, m.data AS master, o.master_width, o.master_height, i.importer_id, "
+        "i.batch_id FROM originals o JOIN images i ON i.id = o.image_id "
+        "JOIN blobs d ON d.sha256 = i.sha256 JOIN blobs m ON m.sha256 = o.master_sha256 "
+        "WHERE i.id = $1", record["id"])
     assert bytes(stored["data"]) == data
     assert len(stored["master"]) > 0
     # The master is upright: its sides have the record's proportions.
