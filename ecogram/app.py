@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -15,9 +16,9 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from ecogram import db, i18n, jobs, keys
+from ecogram import db, i18n, jobs, keys, storage
 from ecogram.auth.throttle import login_throttle_context
-from ecogram.catalog import events
+from ecogram.catalog import events, originals
 from ecogram.catalog.delivery import Delivery
 from ecogram.imaging import vips
 from ecogram.metrics import Metrics
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> web
     )
     i18n.setup(app, env)  # the pages' languages (pt_BR, en), dates and numbers
     app.cleanup_ctx.append(_database(migrate))
+    app.cleanup_ctx.append(_storage)  # after _database: the sweep uses the pool
     app.cleanup_ctx.append(_vips_executor)
     app.cleanup_ctx.append(redis_context)  # the one Redis client (REDIS_URL), for both below
     app.cleanup_ctx.append(login_throttle_context)  # after _database: it uses the pool
@@ -113,6 +115,23 @@ def _database(run_migrations: bool):
             await pool.close()
 
     return context
+
+
+async def _storage(app: web.Application) -> AsyncIterator[None]:
+    """Originals and masters (ecogram.storage): the object-store clients opened on this loop are
+    closed at the end; the sweep of objects no record names runs in the background."""
+    settings = app[keys.settings]
+    storage.configure(settings.storage_timeout)
+    sweeper = None
+    if settings.storage_sweep_interval > 0:
+        sweeper = asyncio.create_task(originals.sweep_forever(
+            app[keys.db_pool], settings.storage_url, settings.storage_sweep_interval))
+    yield
+    if sweeper is not None:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+    await storage.close()
 
 
 async def _vips_executor(app: web.Application) -> AsyncIterator[None]:

@@ -132,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         sign.add_argument(f"--{name}", metavar=name.upper())
     sign.set_defaults(handler=cmd_sign_url)
     add_worker_command(commands)
+    add_storage_parser(commands)
     parser.set_defaults(commands=commands.choices)
     return parser
 
@@ -342,11 +343,15 @@ async def _with_pool(settings: Settings, work):
         await db.migrate(conn)
     finally:
         await conn.close()
+    from ecogram import storage
+
+    storage.configure(settings.storage_timeout)
     pool = await db.create_pool(settings.database_url, 1, 4)
     try:
         with ThreadPoolExecutor(settings.render_threads, thread_name_prefix="vips") as executor:
             return await work(pool, executor)
     finally:
+        await storage.close()  # the object-store clients this command opened
         await pool.close()
 
 
@@ -401,11 +406,14 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     print_summary(report)
     url = served_url(settings.host, settings.port)
     print("The broken SOCK-005 photo is refused on purpose; the others wait for review.")
+    # The README starts `ecogram serve` first: say what to open, not to start it again.
     if has_admin:
-        print(f"Next: start `ecogram serve`, open {url}/login and sign in.")
+        print(f"Next: with `ecogram serve` running, open {url}/login (or the address it "
+              "printed) and sign in.")
     else:
-        print(f"Next: start `ecogram serve` and open {url}/register: nobody is admin yet, so "
-              "the first account registered there becomes admin.")
+        print(f"Next: with `ecogram serve` running, open {url}/register (or the address it "
+              "printed): nobody is admin yet, so the first account registered there becomes "
+              "admin.")
     return 0
 
 
@@ -525,4 +533,85 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
             await pool.close()
 
     asyncio.run(work())
+    return 0
+
+
+# --- ecogram storage: where originals and masters are kept (docs/storage.md) ---------------------
+
+def add_storage_parser(commands) -> None:
+    store = commands.add_parser(
+        "storage", help="move originals between PostgreSQL and an object store; sweep orphans",
+        description="Originals and masters live in PostgreSQL or an S3-compatible object store "
+                    "(ECOGRAM_STORAGE_URL; see docs/storage.md).")
+    actions = store.add_subparsers(dest="action", required=True, metavar="ACTION")
+    move = actions.add_parser(
+        "migrate", help="move every photo's original and master to another store",
+        description="Copy each photo's objects to the target, check their sha256, point the "
+                    "record at the target, delete the source copy. Safe to interrupt and run "
+                    "again. Set ECOGRAM_STORAGE_URL to the target too, so new imports go there.")
+    move.add_argument("--to", required=True, metavar="URL", help="postgres or s3://bucket/prefix")
+    move.set_defaults(handler=cmd_storage_migrate)
+    sweep = actions.add_parser(
+        "sweep", help="remove stored objects that no record names",
+        description="Remove the objects no record names that are older than --min-age (a day "
+                    "by default), in every store a record names and in ECOGRAM_STORAGE_URL's.")
+    sweep.add_argument("--min-age", type=float, default=24 * 3600, metavar="SECONDS",
+                       help="only objects written at least this long ago (default: 86400)")
+    sweep.set_defaults(handler=cmd_storage_sweep)
+    store.set_defaults(commands=commands.choices)
+
+
+def cmd_storage_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from types import SimpleNamespace
+
+    from ecogram import storage
+    from ecogram.catalog import originals
+
+    try:
+        target = storage.location(args.to)
+    except ValueError as exc:
+        raise UsageError(f"--to {exc} (not {args.to!r})") from None
+    settings = resolve_database(settings)
+
+    async def work(pool, executor) -> originals.Moved:
+        async with pool.acquire() as conn:
+            total = await db.queries.storage_pending_count(conn, target=target)
+        bar = ProgressBar(total)
+        bar.counts = {"moved": 0, "skipped": 0}
+        seen = [0, 0]
+
+        def progress(moved: originals.Moved) -> None:
+            kind = "moved" if moved.moved > seen[0] else "skipped"
+            seen[:] = [moved.moved, len(moved.skipped)]
+            bar.update(SimpleNamespace(outcome=kind))
+
+        return await originals.migrate(pool, target, progress)
+
+    try:
+        moved = asyncio.run(_with_pool(settings, work))
+    except storage.StoreUnavailable:
+        print("ecogram: the object store cannot be reached; run the same command again later "
+              "(what was moved stays moved).", file=sys.stderr)
+        return 1
+    print(f"storage migrate: {moved.moved} photos moved to {target}"
+          + (f", {len(moved.skipped)} changed meanwhile (run again to move them)"
+             if moved.skipped else ""))
+    return 0 if not moved.skipped else 1
+
+
+def cmd_storage_sweep(args: argparse.Namespace, settings: Settings) -> int:
+    from ecogram import storage
+    from ecogram.catalog import originals
+
+    settings = resolve_database(settings)
+
+    async def work(pool, executor) -> int:
+        return await originals.sweep(pool, settings.storage_url, args.min_age)
+
+    try:
+        removed = asyncio.run(_with_pool(settings, work))
+    except storage.StoreUnavailable:
+        print("ecogram: the object store cannot be reached; try again later.", file=sys.stderr)
+        return 1
+    print(f"storage sweep: {removed} objects no record names removed")
     return 0

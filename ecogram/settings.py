@@ -7,6 +7,7 @@ docs/settings.md documents (a test fails when a setting or its default is missin
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -81,6 +82,19 @@ def _int_list(raw: str) -> tuple[int, ...]:
     return values
 
 
+def _networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    networks = []
+    for part in raw.split(","):
+        if not part.strip():
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part.strip(), strict=False))
+        except ValueError:
+            raise ValueError("must be IP addresses or networks (10.0.0.0/8) separated by "
+                             "commas") from None
+    return tuple(networks)
+
+
 def _word_list(raw: str) -> tuple[str, ...]:
     return tuple(part.strip().lower() for part in raw.split(",") if part.strip())
 
@@ -120,6 +134,21 @@ def _url(raw: str) -> str:
     if value and not re.match(r"^https?://[^/\s]+", value):
         raise ValueError("must be an http:// or https:// URL")
     return value
+
+
+def storage_location(raw: str | None) -> str:
+    """Where originals and masters are written: ``postgres`` (unset) or ``s3://bucket/prefix``."""
+    value = (raw or "").strip()
+    if value in ("", "postgres"):
+        return "postgres"
+    if not value.startswith("s3://"):
+        raise ValueError("must be unset, postgres, or s3://bucket/prefix")
+    bucket, _, prefix = value[len("s3://"):].partition("/")
+    prefix = prefix.strip("/")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
+        raise ValueError("must name a bucket (3 to 63 lower-case letters, digits, '.' or '-'): "
+                         "s3://bucket/prefix")
+    return f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
 
 
 def served_url(host: str, port: int) -> str:
@@ -199,6 +228,21 @@ class Settings:
         "ECOGRAM_MAX_FORM_KB", "64", "Largest page form or JSON request body, in KB (413 "
         "above); only upload routes take larger bodies.", _positive(_int))
 
+    storage_url: str = setting(
+        "ECOGRAM_STORAGE_URL", "", "Where originals and masters are written: unset (or "
+        "`postgres`) keeps them in PostgreSQL; `s3://bucket/prefix` puts them in an "
+        "S3-compatible object store, its endpoint and credentials from `AWS_ENDPOINT_URL`, "
+        "`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_REGION` (docs/storage.md).",
+        storage_location)
+    storage_timeout: float = setting(
+        "ECOGRAM_STORAGE_TIMEOUT", "10", "Longest time one object-store call may take, in "
+        "seconds; past it, or when the store refuses, the request answers 503 `unavailable`.",
+        _positive(_float))
+    storage_sweep_interval: int = setting(
+        "ECOGRAM_STORAGE_SWEEP_INTERVAL", "3600", "Seconds between two sweeps by `ecogram serve` "
+        "of stored objects no record names that are more than a day old (one process sweeps at "
+        "a time); 0 turns it off.", _int)
+
     # --- accounts ---------------------------------------------------------------------------
     registration: str = setting(
         "ECOGRAM_REGISTRATION", "open", "`open`: anyone may register (as viewer; while no "
@@ -218,6 +262,12 @@ class Settings:
         "ECOGRAM_COOKIE_SECURE", "auto", "Secure flag of the session cookie: `auto` (when the "
         "request came over HTTPS, X-Forwarded-Proto included), `true` or `false`.",
         _choice("auto", "true", "false"))
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = setting(
+        "ECOGRAM_TRUSTED_PROXIES", "", "Addresses or networks (CIDR) of the load balancers "
+        "and proxies in front of the service, comma-separated. A request from one of them "
+        "counts (sign-in throttling, the audit trail) under the nearest address in "
+        "X-Forwarded-For that is not one of them. Unset: the peer's address; X-Forwarded-For "
+        "is ignored.", _networks)
 
     # --- import and quality control -------------------------------------------------------
     max_upload_mb: int = setting(

@@ -166,8 +166,7 @@ async def _run_held(
             items = imports.archive_items(archive, rows, settings.max_upload_bytes)
             async with pool.acquire() as conn:
                 seen = {r["seq"] async for r in q.import_job_seen(conn, batch_id=batch_id)}
-            todo = ((seq, item) for seq, item in enumerate(items, 1) if seq not in seen)
-            completed = await run.resume(batch_id, todo, stop)
+            completed = await run.resume(batch_id, items, seen, stop)
             stopped_cleanly = not completed
         finally:
             if archive is not None:
