@@ -36,6 +36,8 @@ def configure_logging(level: str, *, human: bool) -> None:
     logging.basicConfig(level=level.upper(), format="%(message)s", stream=sys.stderr)
     # pgserver narrates every pg_ctl call at INFO; its warnings are what matter.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
+    # pgqueuer (import jobs) narrates each retry and dispatch; ecogram.jobs logs them as JSON.
+    logging.getLogger("pgqueuer").setLevel(logging.WARNING)
 
 
 def _port(raw: str) -> int:
