@@ -86,7 +86,9 @@ class Worker:
         while not self.stopping.is_set():
             self.manager = _Manager(Queries.from_asyncpg_pool(self.pool))
             self.manager.jobs_at_once = self.jobs_at_once
-            self.manager.entrypoint(IMPORT)(self._import)
+            # "hold": a job whose retry could not even be recorded (the database went away
+            # at that moment) is parked as failed, for `pgq requeue`, never dropped.
+            self.manager.entrypoint(IMPORT, on_failure="hold")(self._import)
             try:
                 await self.manager.run(
                     dequeue_timeout=timedelta(seconds=5),
