@@ -127,8 +127,11 @@ async def post_images(request: web.Request) -> web.Response:
         )
     if len(items) == 1 and report["rejected"] == 1:
         line = report["items"][0]
+        details = line["details"] or {}
+        # A store that is away (503) says when to come back, as a header too.
+        retry = {"Retry-After": str(details["retry_after"])} if "retry_after" in details else {}
         raise AppError(line["status"] or 422, line["code"], line["message"],
-                       {**(line["details"] or {}), "report": report})
+                       {**details, "report": report}, headers=retry)
     return web.json_response(report, status=201)
 
 

@@ -65,6 +65,7 @@ async def test_store_stopped_mid_import_refuses_cleanly_and_retries(
     assert response.status == 503, body
     assert_error(body, "unavailable")
     assert body["error"]["details"]["retry_after"] == 5
+    assert response.headers["Retry-After"] == "5"
     # A batch: each file refused on its own line, nothing stored.
     response = await client.post("/api/v1/images", data=form(
         ("NEW-2.jpg", photos["NEW-2"]), ("NEW-3.jpg", photos["NEW-3"])), headers=importer)
