@@ -81,7 +81,7 @@ def _like_pattern(text: str) -> str:
 def _filters(query: ListQuery) -> dict[str, Any]:
     importer_id = importer = None
     if query.importer:
-        if query.importer.isdigit() and len(query.importer) < 19:
+        if query.importer.isascii() and query.importer.isdigit() and len(query.importer) < 19:
             importer_id = int(query.importer)
         else:
             importer = query.importer
