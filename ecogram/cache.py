@@ -275,6 +275,9 @@ class Resolutions:
         self._codes.clear()
 
 
+LISTENER_APPLICATION_NAME = "ecogram-image-listener"
+
+
 class ImageListener:
     """A dedicated connection LISTENing on ``ecogram_images``; keeps ``Resolutions`` honest.
 
@@ -360,7 +363,10 @@ class ImageListener:
         while True:
             try:
                 self._lost.clear()
-                self._conn = await asyncpg.connect(self.dsn, timeout=5)
+                # Named, so pg_stat_activity tells an operator (and a test) which it is.
+                self._conn = await asyncpg.connect(
+                    self.dsn, timeout=5,
+                    server_settings={"application_name": LISTENER_APPLICATION_NAME})
                 self._conn.add_termination_listener(self._terminated)
                 await self._conn.add_listener(self.channel, self._notified)
                 # Anything may have changed while nobody listened: start from nothing.

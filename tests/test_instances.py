@@ -35,6 +35,7 @@ import pytest
 import redis as redis_sync
 
 from ecogram import db
+from ecogram.cache import LISTENER_APPLICATION_NAME
 from tests.catalog.photos import make_photo
 from tests.conftest import PASSWORD, TEST_SECRET
 
@@ -487,7 +488,7 @@ async def test_failed_sign_ins_on_a_count_on_b(pair):
 
 async def _listener_pids(pair: Pair, instance: Instance) -> list[int]:
     """The PostgreSQL backends of ``instance``'s LISTEN connection: its sockets to PostgreSQL
-    whose last statement was the LISTEN or the listener's health query."""
+    whose session names itself the image listener (the job queue LISTENs too)."""
     ports = set()
     for proc in [psutil.Process(instance.proc.pid),
                  *psutil.Process(instance.proc.pid).children(recursive=True)]:
@@ -498,7 +499,7 @@ async def _listener_pids(pair: Pair, instance: Instance) -> list[int]:
     try:
         rows = await conn.fetch(
             "SELECT pid, client_port FROM pg_stat_activity WHERE datname = current_database() "
-            "AND (query LIKE 'LISTEN %' OR query = 'SELECT 1')")
+            "AND application_name = $1", LISTENER_APPLICATION_NAME)
     finally:
         await conn.close()
     return [r["pid"] for r in rows if r["client_port"] in ports]

@@ -41,7 +41,8 @@ async def test_existing_originals_move_into_blobs(server_url):
                     " master_height) VALUES ($1, $2, $3, 'jpeg', 120, 120)",
                     image_id, data, master)
 
-            assert await db.migrate(conn) == [4]
+            applied = await db.migrate(conn)
+            assert applied[0] == 4, applied  # and the later ones after it
 
             assert await conn.fetchval("SELECT count(*) FROM blobs") == 4
             columns = {r["column_name"] for r in await conn.fetch(
