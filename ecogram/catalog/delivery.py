@@ -425,11 +425,10 @@ class Delivery:
         raw query (still percent-encoded).
         """
         opts, wanted_version = self.parse(path, query_string)
-        if type(opts) is ChannelAsk:
+        if isinstance(opts, ChannelAsk):
             return await self.serve_rendition(
                 target, accept, code, position, opts, wanted_version, if_none_match
             )
-        assert isinstance(opts, RenderOptions)
         for attempt in (1, 2):
             resolved = await self.resolve(code, position)
             fmt = self._negotiate(opts.fmt, accept, resolved.has_alpha)
