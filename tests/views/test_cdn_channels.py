@@ -20,7 +20,7 @@ from ecogram.imaging import product
 from tests.conftest import assert_error
 from tests.views.cdn_support import decode, import_photo, publish, review
 from tests.views.test_cdn import render_count, served_count
-from tests.views.test_cdn_cache import _login_for
+from tests.views.test_cdn_cache import _block_pool, _login_for
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 OFF_WHITE = (242, 241, 238)  # near_white: a lit paper sweep, not pure white
@@ -329,3 +329,36 @@ async def test_the_file_name_of_an_unusual_code(client, login_as, code):
     assert disposition.count('"') == 2  # the code's own quote never ends the name early
     assert disposition.endswith("filename*=UTF-8''" + urllib.parse.quote(
         f"{code}_1_google.jpg", safe=""))
+
+
+@pytest.mark.server_fault
+async def test_renditions_share_the_render_queue_and_its_time_limit(aiohttp_client, settings):
+    app = await aiohttp_client(create_app(
+        settings.replace(render_threads=1, render_queue=1, render_timeout=20)))
+    login = _login_for(app)
+    await publish(app, login, product_photo(800, 600, (500, 400)), "CH-BP")
+    release = _block_pool(app.app, 1)
+    try:
+        # Capacity is 1 thread + 1 queued: two distinct renditions are taken, the rest refused.
+        tasks = [asyncio.create_task(app.get(f"/img/CH-BP?preset={channel}"))
+                 for channel in ("mercadolivre", "google", "shopee", "magalu")]
+        await asyncio.sleep(0.5)
+        done = [task for task in tasks if task.done()]
+        assert len(done) == 2
+        for task in done:
+            assert task.result().status == 503
+            assert_error(await task.result().json(), "overloaded")
+    finally:
+        release.set()
+    assert sorted(r.status for r in await asyncio.gather(*tasks)) == [200, 200, 503, 503]
+
+    slow = await aiohttp_client(create_app(
+        settings.replace(render_threads=1, render_queue=4, render_timeout=0.3)))
+    release = _block_pool(slow.app, 1)
+    try:
+        response = await slow.get("/img/CH-BP/1/vtex.jpg")
+        assert response.status == 503
+        assert_error(await response.json(), "render_timeout")
+    finally:
+        release.set()
+    assert (await slow.get("/img/CH-BP/1/vtex.jpg")).status == 200
