@@ -14,10 +14,12 @@ import pytest
 import pyvips
 import redis.asyncio as aioredis
 
-from ecogram import keys
+from ecogram import db, keys
 from ecogram.app import create_app
 from ecogram.imaging import product
-from tests.conftest import assert_error
+from ecogram.settings import Settings
+from tests.conftest import PASSWORD, TEST_SECRET, assert_error
+from tests.security.test_database_outage import cluster  # noqa: F401 (a fixture)
 from tests.views.cdn_support import decode, import_photo, publish, review
 from tests.views.test_cdn import render_count, served_count
 from tests.views.test_cdn_cache import _block_pool, _login_for
@@ -362,3 +364,43 @@ async def test_renditions_share_the_render_queue_and_its_time_limit(aiohttp_clie
     finally:
         release.set()
     assert (await slow.get("/img/CH-BP/1/vtex.jpg")).status == 200
+
+
+@pytest.mark.server_fault
+async def test_while_the_database_is_away_held_renditions_are_still_served(
+    aiohttp_client, cluster, tmp_path  # noqa: F811 (the fixture)
+):
+    settings = Settings.from_env(
+        {}, database_url=cluster.url, secret_key=TEST_SECRET, data_dir=tmp_path / "data",
+        min_side=10, eager_widths=(), channels=(), db_timeout=2.0, masters_cache_mb=0,
+    )
+    app = await aiohttp_client(create_app(settings))
+    response = await app.post("/api/v1/auth/register", json={
+        "email": "admin@example.com", "name": "Ada Admin", "password": PASSWORD})
+    assert response.status == 201
+    login = await app.post("/api/v1/auth/login",
+                           json={"email": "admin@example.com", "password": PASSWORD})
+    bearer = {"Authorization": f"Bearer {(await login.json())['access_token']}"}
+
+    async def login_as(role: str = "admin") -> dict[str, str]:
+        return bearer  # the first user is admin: it may import and review
+
+    record = await publish(app, login_as, product_photo(800, 600, (500, 400)), "CH-OUT")
+    held = {}
+    for url in ("/img/CH-OUT?preset=google", "/img/CH-OUT/1/mercadolivre.jpg"):
+        response = await app.get(url)
+        assert response.status == 200
+        held[url] = await response.read()
+    await asyncio.to_thread(cluster.stop)
+    # Other addresses of the same renditions: not replays, resolved from what was known.
+    for url, same in ((f"/img/CH-OUT?preset=google&v={record['version']}",
+                       "/img/CH-OUT?preset=google"),
+                      ("/img/CH-OUT/1/mercadolivre.jpeg", "/img/CH-OUT/1/mercadolivre.jpg")):
+        response = await app.get(url)
+        assert response.status == 200, url
+        assert await response.read() == held[same]
+    # A rendition nobody holds needs the original: 503 unavailable, never a 500.
+    response = await app.get("/img/CH-OUT?preset=shopee")
+    assert response.status == 503
+    assert response.headers["Retry-After"] == str(db.RETRY_AFTER)
+    assert_error(await response.json(), "unavailable")
