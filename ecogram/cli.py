@@ -141,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
         "backfill", help="measure every photo not measured yet for channel readiness "
         "(resumable: stop it any time, run it again)"
     ).set_defaults(handler=cmd_channels_backfill)
+
     parser.set_defaults(commands=commands.choices)
     return parser
 

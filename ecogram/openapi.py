@@ -338,6 +338,10 @@ _IMG_PARAMS = [
     _query("bg", {"type": "string", "pattern": "^[0-9a-fA-F]{6}$"}, "Background colour."),
     _query("v", {"type": "string"}, "Version token: immutable answer when it matches."),
     _query("s", {"type": "string"}, "Signature for sizes outside the allowed list."),
+    _query("preset", {"type": "string", "pattern": "^[a-z0-9_]+$"},
+           "A sales channel's id (GET /api/v1/channels): the photo as that channel should "
+           "receive it, at its size, in its format, under its byte limit. Only 'v' may go "
+           "with it (any other parameter is a 400 naming it); an unknown channel is a 400."),
 ]
 _BINARY = {"type": "string", "format": "binary"}
 _UPLOAD = {"required": True, "content": {"multipart/form-data": {"schema": {
@@ -477,6 +481,18 @@ _IMAGE_BODY = {"description": "The image", "content": {"image/*": {"schema": _BI
 for _name in ("img", "img_position"):
     OPERATIONS.setdefault(_name, {"summary": "An approved image, resized on the fly",
                                   "parameters": _IMG_PARAMS, "responses": {"200": _IMAGE_BODY}})
+OPERATIONS.setdefault("img_channel_file", {
+    "summary": "A sales channel's rendition of an approved image, as a file name",
+    "description": "What ?preset={channel} serves, under a name with the extension of the "
+                   "channel's format (jpg or jpeg for JPEG, png, webp); another extension or an "
+                   "unknown channel is a 404. Only 'v' may be given. The findings the rendition "
+                   "could not fix (e.g. too_small) are in X-Ecogram-Findings.",
+    "parameters": [_query("v", {"type": "string"},
+                          "Version token: immutable answer when it matches.")],
+    "responses": {"200": {"description": "The rendition",
+                          "content": {f"image/{kind}": {"schema": _BINARY}
+                                      for kind in ("jpeg", "png", "webp")}}},
+})
 for _name in ("img_placeholder", "img_position_placeholder"):
     OPERATIONS.setdefault(_name, {"summary": "Blurhash placeholder of an approved image",
                                   "responses": {"200": _json(_ref("Placeholder"))}})

@@ -56,6 +56,10 @@ ROUTES: list[Route] = [
     Route("GET", r"/img/{code}/{position:\d+}", cdn.image, "img_position", PUBLIC),
     Route("GET", r"/img/{code}/{position:\d+}/placeholder", cdn.placeholder,
           "img_position_placeholder", PUBLIC),
+    # Channel renditions (issue 13): what ?preset={channel} serves, as a file name with the
+    # channel format's extension. "placeholder" has no dot, so it never matches here.
+    Route("GET", r"/img/{code}/{position:\d+}/{channel:[^/.]+}.{ext:[^/.]+}", cdn.channel_file,
+          "img_channel_file", PUBLIC),
     Route("GET", r"/api/v1/images/{id:\d+}/signed-url", api_sign.signed_url, "images_sign",
           "importer"),
     # Import (issue 4): the per-file report of uploads, ZIP/CSV batches and their stored report
@@ -116,6 +120,8 @@ ROUTES: list[Route] = [
     Route("GET", r"/admin/images/{id:\d+}", admin.photo, "admin_photo", "viewer"),
     Route("GET", r"/admin/images/{id:\d+}/preview", admin.photo_preview, "admin_preview",
           "viewer"),
+    Route("GET", r"/admin/images/{id:\d+}/channel/{channel}", cdn.channel_preview,
+          "admin_channel_preview", "viewer"),
     Route("POST", r"/admin/images/{id:\d+}/edit", admin.photo_edit, "admin_photo_edit",
           "importer"),
     Route("POST", r"/admin/images/{id:\d+}/replace", admin.photo_replace,

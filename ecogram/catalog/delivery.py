@@ -25,6 +25,13 @@ needs the database is the middleware's 503 ``unavailable``.
 Cache keys carry the image version, and every change of what an address serves bumps the
 version (replace, reorder) or leaves the approved set (reject, delete): old variants become
 unreachable by construction. The event hooks and NOTIFY only keep memory and freshness tidy.
+
+Channel renditions (``?preset={channel}``, ``/img/{code}/{position}/{channel}.{ext}``) are
+variants like the others: the photo as ``imaging.product.render_for_channel`` makes it for one
+sales channel's profile, keyed ``id:version:rendition_key`` (the key names the rendition
+version and digests the profile fields the output depends on), through the same tiers, single
+flight, render queue and deadline, rendered from the original. Profiles are the settings' ones
+(``Settings.channel_profiles``), taken once when the application starts.
 """
 
 from __future__ import annotations
@@ -33,12 +40,13 @@ import asyncio
 import contextlib
 import datetime as dt
 import email.utils
+import functools
 import json
 import logging
 import re
 import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -57,14 +65,18 @@ from ecogram.cache import (
     Variant,
 )
 from ecogram.catalog import signing
+from ecogram.catalog.imports import qc_limits
+from ecogram.channels import Profile
 from ecogram.errors import AppError
-from ecogram.imaging import pipeline
+from ecogram.imaging import pipeline, product
 from ecogram.imaging.options import (
+    KNOWN,
     OUTPUT_FORMATS,
     RenderOptions,
     negotiate,
     parse_options,
 )
+from ecogram.imaging.probe import QCLimits
 from ecogram.metrics import Metrics
 from ecogram.redis_client import SharedRedis
 from ecogram.settings import Settings
@@ -83,6 +95,13 @@ KNOWN_CODES = 50_000  # codes whose last resolution is kept for when the databas
 STALE_WINDOW = 1.0  # seconds after a database failure during which resolve() asks it no more
 EAGER_QUEUE = 1000  # approvals waiting for their presets; beyond, presets render on demand
 _VERSION = re.compile(r"[0-9]{1,10}")
+# A channel rendition's file name extensions by output format (the first is the one named in
+# Content-Disposition); the path form answers only these.
+EXTENSIONS = {"jpeg": ("jpg", "jpeg"), "png": ("png",), "webp": ("webp",)}
+FINDINGS_HEADER = "X-Ecogram-Findings"
+# Work for the libvips pool: source → (result, seconds, the source used).
+RenderJob = Callable[[pipeline.Source], tuple[Any, float, pipeline.Source]]
+_FILENAME_SAFE = re.compile(r"[A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +161,50 @@ class _Recent:
     not_modified: CIMultiDict[str]  # of a 304
 
 
+@dataclass(frozen=True, slots=True)
+class ChannelAsk:
+    """A channel rendition asked for (``?preset=`` or the path form): the profile and its
+    rendition keys, computed once per profile."""
+
+    profile: Profile
+    keys: tuple[str, str]  # rendition_key for a photo that is not the main one, for the main
+    ext: str  # the file name extension of the channel's format
+
+
+def channel_asks(profiles: Mapping[str, Profile]) -> dict[str, ChannelAsk]:
+    return {
+        channel: ChannelAsk(
+            profile,
+            (product.rendition_key(profile, main=False), product.rendition_key(profile, main=True)),
+            EXTENSIONS[profile.output][0],
+        )
+        for channel, profile in profiles.items()
+    }
+
+
+def _rendition_type(rendition: product.Rendition) -> str:
+    """A rendition's media type, with its findings' codes as a parameter: stored that way,
+    the findings travel with the bytes through memory and Redis (``_split_type``)."""
+    codes = ",".join(rendition.codes)
+    return f"{rendition.content_type}; findings={codes}" if codes else rendition.content_type
+
+
+def _split_type(stored: str) -> tuple[str, str]:
+    content_type, _, findings = stored.partition("; findings=")
+    return content_type, findings
+
+
+def _disposition(code: str, position: int, channel: str, ext: str) -> str:
+    """``inline; filename="{code}_{position}_{channel}.{ext}"``; a code with characters a plain
+    filename cannot carry gets an ASCII stand-in and the exact name as ``filename*``."""
+    name = f"{code}_{position}_{channel}.{ext}"
+    if _FILENAME_SAFE.fullmatch(code):
+        return f'inline; filename="{name}"'
+    plain = "".join(c if _FILENAME_SAFE.fullmatch(c) else "_" for c in name)
+    return (f'inline; filename="{plain}"; '
+            f"filename*=UTF-8''{urllib.parse.quote(name, safe='')}")
+
+
 class _Stale(Exception):
     """The image changed between resolving it and reading its bytes."""
 
@@ -185,7 +248,7 @@ def _memo_put(memo: dict[Any, Any], key: Any, value: Any, limit: int) -> None:
 
 
 def _render_timed(
-    source: pipeline.Source, opts: RenderOptions, fmt: str, width: int, height: int,
+    source: pipeline.Source, *, opts: RenderOptions, fmt: str, width: int, height: int,
     plan_size: tuple[int, int], decode: bool,
 ) -> tuple[pipeline.Rendered, float, pipeline.Source]:
     """Render (decoding a master's bytes into memory first when asked); return the source
@@ -197,6 +260,16 @@ def _render_timed(
         source, opts, fmt, source_width=width, source_height=height, plan_size=plan_size
     )
     return rendered, time.perf_counter() - started, source
+
+
+def _rendition_timed(
+    source: pipeline.Source, *, profile: Profile, main: bool, limits: QCLimits
+) -> tuple[product.Rendition, float, pipeline.Source]:
+    """A channel rendition of the original's bytes (``product.render_for_channel``), timed."""
+    started = time.perf_counter()
+    assert isinstance(source, bytes)  # originals are kept as their bytes
+    rendition = product.render_for_channel(source, profile, main=main, limits=limits)
+    return rendition, time.perf_counter() - started, source
 
 
 class Delivery:
@@ -248,6 +321,13 @@ class Delivery:
         self._eager_formats = tuple(f for f in settings.eager_formats if f in OUTPUT_FORMATS)
         self._eager_queue: asyncio.Queue[int] = asyncio.Queue(EAGER_QUEUE)
         self._eager_task: asyncio.Task | None = None
+        # Channel renditions: every known profile renders on demand; the enabled ones
+        # (ECOGRAM_CHANNELS) also eagerly, after the presets.
+        self.channels = channel_asks(settings.channel_profiles)
+        self._eager_channels = tuple(
+            self.channels[name] for name in settings.channels if name in self.channels
+        )
+        self._limits = qc_limits(settings)
         # Bound once: labels() takes a lock and a dict lookup, too much for every hit.
         self._mem_hit = metrics.cache_lookups.labels("memory", "hit")
         self._mem_miss = metrics.cache_lookups.labels("memory", "miss")
@@ -265,7 +345,8 @@ class Delivery:
                 self.settings.database_url, self.resolutions, on_notify=self._forget_known
             )
             await self.listener.start()
-        if self.settings.eager_widths and self._eager_formats:
+        presets = bool(self.settings.eager_widths and self._eager_formats)
+        if presets or self._eager_channels:
             self._eager_task = asyncio.create_task(self._eager_worker(), name="ecogram-eager")
 
     async def close(self) -> None:
@@ -281,7 +362,9 @@ class Delivery:
 
     # --- the request ------------------------------------------------------------------------
 
-    def parse(self, path: str, query_string: str) -> tuple[RenderOptions, int | None]:
+    def parse(
+        self, path: str, query_string: str
+    ) -> tuple[RenderOptions | ChannelAsk, int | None]:
         """The checked options and ``v`` of a query, memoised by its exact text.
 
         Pages repeat the same few query strings thousands of times; parsing and checking one
@@ -293,9 +376,12 @@ class Delivery:
         if parsed is not None:
             return parsed
         query = MultiDict(urllib.parse.parse_qsl(query_string, keep_blank_values=True))
-        opts = parse_options(query)
-        parsed = (opts, version_token(query))
-        self.check_size(opts, path, query)
+        if "preset" in query:
+            parsed = (self._preset(query), version_token(query))
+        else:
+            opts = parse_options(query)
+            parsed = (opts, version_token(query))
+            self.check_size(opts, path, query)
         _memo_put(self._parsed, memo_key, parsed, PARSED_MEMO)
         return parsed
 
@@ -339,6 +425,10 @@ class Delivery:
         raw query (still percent-encoded).
         """
         opts, wanted_version = self.parse(path, query_string)
+        if isinstance(opts, ChannelAsk):
+            return await self.serve_rendition(
+                target, accept, code, position, opts, wanted_version, if_none_match
+            )
         for attempt in (1, 2):
             resolved = await self.resolve(code, position)
             fmt = self._negotiate(opts.fmt, accept, resolved.has_alpha)
@@ -371,6 +461,161 @@ class Delivery:
             self._served[tier].inc()
             return Answer(200, variant.data, full, tier)
         raise AssertionError("unreachable")
+
+    # --- channel renditions ----------------------------------------------------------------
+
+    def _preset(self, query: MultiDict[str]) -> ChannelAsk:
+        """``?preset={channel}``: the channel's exact file, so nothing else but ``v``."""
+        for name in query:
+            if name not in KNOWN and name != "preset":
+                raise _bad(name, f"Unknown parameter '{name}'.")
+            if len(query.getall(name)) > 1:
+                raise _bad(name, f"Parameter '{name}' is given more than once.")
+            if name not in ("preset", "v"):
+                raise _bad(name, f"Parameter '{name}' cannot be used with 'preset': a channel "
+                           "rendition is the channel's own size, format and quality.")
+        ask = self.channels.get(query["preset"])
+        if ask is None:
+            raise _bad("preset", "Parameter 'preset' must be a sales channel's id.",
+                       channels=list(self.channels))
+        return ask
+
+    def channel_file(self, file: str, query_string: str) -> tuple[ChannelAsk, int | None]:
+        """The path form's ``{channel}.{ext}`` and query: an unknown channel, or an extension
+        that is not the channel's format, is no file here (404); only ``v`` may be asked."""
+        channel, _, ext = file.partition(".")
+        ask = self.channels.get(channel)
+        if ask is None or ext not in EXTENSIONS[ask.profile.output]:
+            raise not_found()
+        query = MultiDict(urllib.parse.parse_qsl(query_string, keep_blank_values=True))
+        for name in query:
+            if name != "v":
+                raise _bad(name, f"Parameter '{name}' cannot be used here: a channel rendition "
+                           "is the channel's own size, format and quality; only 'v' may be "
+                           "given.")
+            if len(query.getall(name)) > 1:
+                raise _bad(name, f"Parameter '{name}' is given more than once.")
+        return ask, version_token(query)
+
+    def _rendition_headers(
+        self, resolved: Resolved, ask: ChannelAsk, key: str, wanted_version: int | None,
+        cache_control: str | None = None,
+    ) -> dict[str, str]:
+        return {
+            "ETag": f'"{key}"',
+            "Last-Modified": resolved.last_modified,
+            "Cache-Control": cache_control or (
+                IMMUTABLE if wanted_version == resolved.version else self._short_cache
+            ),
+            "Content-Disposition": _disposition(
+                resolved.code, resolved.position, ask.profile.id, ask.ext
+            ),
+        }
+
+    def rendition_key(self, resolved: Resolved, ask: ChannelAsk) -> str:
+        """``id:version:rendition_key``; the main photo is the one at position 1."""
+        return f"{resolved.id}:{resolved.version}:{ask.keys[resolved.position == 1]}"
+
+    async def serve_rendition(
+        self,
+        target: str,
+        accept: str | None,
+        code: str,
+        position: int | None,
+        ask: ChannelAsk,
+        wanted_version: int | None,
+        if_none_match: str | None,
+    ) -> Answer:
+        """The answer to a channel rendition of the approved photo at this address."""
+        for attempt in (1, 2):
+            resolved = await self.resolve(code, position)
+            key = self.rendition_key(resolved, ask)
+            headers = self._rendition_headers(resolved, ask, key, wanted_version)
+            if if_none_match is not None and etag_matches(if_none_match, headers["ETag"]):
+                self._served["not_modified"].inc()
+                return Answer(304, b"", headers, "not_modified")
+            try:
+                variant, tier = await self.rendition(resolved, ask, key)
+            except _Stale:
+                self.resolutions.forget(code)
+                if attempt == 2:
+                    raise not_found() from None
+                continue
+            full = self._rendition_full(headers, variant)
+            _memo_put(self.recent, (target, accept), _Recent(
+                code, position, resolved, key, headers["ETag"], CIMultiDict(full),
+                CIMultiDict(headers),
+            ), RECENT_MEMO)
+            self._served[tier].inc()
+            return Answer(200, variant.data, full, tier)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _rendition_full(headers: Mapping[str, str], variant: Variant) -> dict[str, str]:
+        content_type, findings = _split_type(variant.content_type)
+        full = {**headers, "Content-Type": content_type}
+        if findings:
+            full[FINDINGS_HEADER] = findings
+        return full
+
+    async def preview_rendition(
+        self, image_id: int, channel: str, if_none_match: str | None
+    ) -> Answer:
+        """A channel rendition of any live photo, approved or not, for staff (private)."""
+        ask = self.channels.get(channel)
+        if ask is None:
+            raise AppError(404, "not_found", "There is no sales channel with this id.",
+                           {"channels": list(self.channels)})
+        for attempt in (1, 2):
+            async with self.pool.acquire() as conn:
+                row = await db.queries.delivery_resolve_id(conn, id=image_id)
+            if row is None:
+                raise AppError(404, "not_found", "There is no image with this id.")
+            resolved = Resolved.from_row(row)
+            key = self.rendition_key(resolved, ask)
+            headers = self._rendition_headers(resolved, ask, key, None, "private, no-cache")
+            if if_none_match is not None and etag_matches(if_none_match, headers["ETag"]):
+                return Answer(304, b"", headers, "not_modified")
+            try:
+                variant, tier = await self.rendition(resolved, ask, key)
+            except _Stale:
+                if attempt == 2:
+                    raise AppError(409, "conflict", "The photo changed while it was being "
+                                   "rendered; try again.") from None
+                continue
+            return Answer(200, variant.data, self._rendition_full(headers, variant), tier)
+        raise AssertionError("unreachable")
+
+    async def rendition(
+        self, resolved: Resolved, ask: ChannelAsk, key: str
+    ) -> tuple[Variant, str]:
+        """The rendition's bytes and the tier they came from (as ``variant``)."""
+        hit = self.variants.get(key)
+        if hit is not None:
+            self._mem_hit.inc()
+            return hit, "memory"
+        self._mem_miss.inc()
+        return await self._flights.run(key, lambda: self._fill_rendition(resolved, ask, key))
+
+    async def _fill_rendition(
+        self, resolved: Resolved, ask: ChannelAsk, key: str
+    ) -> tuple[Variant, str]:
+        if self.redis is not None:
+            shared = await self.redis.get(key)
+            if shared is not None:
+                self.variants.put(key, shared, len(shared.data))
+                return shared, "redis"
+        self._take_slot()
+        # From the original: the channel's side may exceed the master's, and findings such
+        # as too_small must be the original's (readiness measures the original too).
+        job = functools.partial(_rendition_timed, profile=ask.profile,
+                                main=resolved.position == 1, limits=self._limits)
+        _, made, _ = await self._load_and_render(resolved, "original", job, ask.profile.output)
+        variant = Variant(made.data, _rendition_type(made))
+        self.variants.put(key, variant, len(variant.data))
+        if self.redis is not None:
+            self.redis.put_later(key, variant)
+        return variant, "render"
 
     def _negotiate(self, fmt: str, accept: str | None, has_alpha: bool) -> str:
         """``options.negotiate``, memoised: browsers send a handful of distinct Accept headers."""
@@ -493,9 +738,13 @@ class Delivery:
         kind, width, height = self.source_for(resolved, opts)
         # A place in the render queue first: beyond it, 503 before the heaviest read.
         self._take_slot()
-        source, rendered, used = await self._load_and_render(
-            resolved, opts, fmt, kind, width, height
+        job = functools.partial(
+            _render_timed, opts=opts, fmt=fmt, width=width, height=height,
+            # Planned on the original's size, so a render from the (rounded) master has the
+            # dimensions a render from the original would have.
+            plan_size=(resolved.width, resolved.height), decode=kind == "master",
         )
+        source, rendered, used = await self._load_and_render(resolved, kind, job, fmt)
         if used is not source:  # the master, decoded by this render: keep it decoded
             source_key = (resolved.id, resolved.version, kind)
             self.masters.put(source_key, used, pipeline.source_nbytes(used))
@@ -554,11 +803,11 @@ class Delivery:
         self.metrics.render_queue.set(self._in_flight)
 
     async def _load_and_render(
-        self, resolved: Resolved, opts: RenderOptions, fmt: str, kind: str, width: int,
-        height: int,
-    ) -> tuple[pipeline.Source, pipeline.Rendered, pipeline.Source]:
-        """Read the source and render it in the libvips pool, all within ECOGRAM_RENDER_TIMEOUT
-        (the read, the wait for a thread, the render); the caller holds a slot.
+        self, resolved: Resolved, kind: str, job: RenderJob, fmt: str
+    ) -> tuple[pipeline.Source, Any, pipeline.Source]:
+        """Read the source and run ``job(source)`` (a render: its result, seconds, the source
+        used) in the libvips pool, all within ECOGRAM_RENDER_TIMEOUT (the read, the wait for a
+        thread, the render); the caller holds a slot.
 
         The slot is given back here when the render never started; a submitted render gives
         it back when its thread is done, not when the deadline passes: a thread cannot be
@@ -571,12 +820,7 @@ class Delivery:
         try:
             async with deadline:
                 source = await self._source(resolved, kind)
-                # Planned on the original's size, so a render from the (rounded) master has
-                # the dimensions a render from the original would have.
-                work = self.executor.submit(
-                    _render_timed, source, opts, fmt, width, height,
-                    (resolved.width, resolved.height), kind == "master",
-                )
+                work = self.executor.submit(job, source)
                 submitted = True
                 work.add_done_callback(lambda _: _call_soon(loop, self._release_slot))
                 future = asyncio.wrap_future(work)
@@ -633,7 +877,8 @@ class Delivery:
     # --- hooks: approvals and changes (ecogram.catalog.events) ---------------------------
 
     async def on_approved(self, image_id: int) -> None:
-        """A photo went live: drop cached "nothing here" answers, queue its presets."""
+        """A photo went live: drop cached "nothing here" answers, queue its presets and the
+        enabled channels' renditions."""
         self.resolutions.clear()
         if self._eager_task is None:
             return
@@ -695,6 +940,19 @@ class Delivery:
                     return
                 self.metrics.eager_renders.labels(
                     "rendered" if tier == "render" else "cached").inc()
+        # Then the renditions of the channels the shop sells on (ECOGRAM_CHANNELS).
+        for ask in self._eager_channels:
+            key = self.rendition_key(resolved, ask)
+            if key in self.variants:
+                self.metrics.eager_renders.labels("cached").inc()
+                continue
+            try:
+                _, tier = await self.rendition(resolved, ask, key)
+            except (AppError, _Stale):
+                self.metrics.eager_renders.labels("skipped").inc()
+                return
+            self.metrics.eager_renders.labels(
+                "rendered" if tier == "render" else "cached").inc()
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, callback) -> None:

@@ -1,4 +1,6 @@
-"""Public delivery: ``GET|HEAD /img/{code}[/{position}]`` and their ``/placeholder``.
+"""Public delivery: ``GET|HEAD /img/{code}[/{position}]``, their ``/placeholder``, the channel
+rendition path form ``/img/{code}/{position}/{channel}.{ext}``; and the staff's preview of a
+rendition of any photo, ``/admin/images/{id}/channel/{channel}``.
 
 Thin on purpose — this is the hottest path of the service: read the request, let the delivery
 use case answer, copy its status, headers and bytes. HEAD gets the same headers (aiohttp sends
@@ -48,6 +50,34 @@ async def placeholder(request: web.Request) -> web.Response:
         request.match_info["code"],
         _position(request),
         request.query,
+        request.headers.get(hdrs.IF_NONE_MATCH),
+    )
+    return _respond(answer)
+
+
+async def channel_file(request: web.Request) -> web.Response:
+    """``/img/{code}/{position}/{channel}.{ext}``: what ``?preset={channel}`` serves. The
+    format is the channel's, so ``Accept`` plays no part (the replay is keyed without it)."""
+    delivery = request.app[keys.delivery]
+    target = request.raw_path
+    if_none_match = request.headers.get(hdrs.IF_NONE_MATCH)
+    answer = delivery.replay(target, None, if_none_match)
+    if answer is None:
+        info = request.match_info
+        ask, wanted_version = delivery.channel_file(
+            f"{info['channel']}.{info['ext']}", request.rel_url.raw_query_string
+        )
+        answer = await delivery.serve_rendition(
+            target, None, info["code"], _position(request), ask, wanted_version, if_none_match
+        )
+    return _respond(answer)
+
+
+async def channel_preview(request: web.Request) -> web.Response:
+    """A channel's rendition of one photo whatever its status (staff; cached privately)."""
+    answer = await request.app[keys.delivery].preview_rendition(
+        int(request.match_info["id"]),
+        request.match_info["channel"],
         request.headers.get(hdrs.IF_NONE_MATCH),
     )
     return _respond(answer)

@@ -24,7 +24,7 @@ ALLOWED = [int(size) for size in DEFAULT_ALLOWED_SIZES.split(",")]
 
 @pytest.fixture
 def settings(settings):
-    return settings.replace(eager_widths=())
+    return settings.replace(eager_widths=(), channels=())
 
 
 async def _signed(client, login_as, image_id: int, query: str) -> str:

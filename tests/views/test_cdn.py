@@ -29,7 +29,7 @@ PHOTO_SIZE = (2000, 1072)
 def settings(settings):
     # Any size (dimension math up to and past the original), small fixtures accepted, and no
     # background presets competing with what the tests count.
-    return settings.replace(min_side=10, allowed_sizes=None, eager_widths=())
+    return settings.replace(min_side=10, allowed_sizes=None, eager_widths=(), channels=())
 
 
 def served_count(client, tier: str) -> float:

@@ -26,7 +26,8 @@ from tests.views.test_cdn_cache import _login_for
 @pytest.fixture
 def settings(settings):
     # No source kept in memory: every cold size reads its source from the database.
-    return settings.replace(min_side=10, eager_widths=(), allowed_sizes=None, masters_cache_mb=0)
+    return settings.replace(min_side=10, eager_widths=(), channels=(), allowed_sizes=None,
+                            masters_cache_mb=0)
 
 
 async def _lock_originals(database_url: str) -> asyncpg.Connection:

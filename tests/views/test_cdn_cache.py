@@ -23,7 +23,7 @@ from tests.views.test_cdn import render_count, served_count
 
 @pytest.fixture
 def settings(settings):
-    return settings.replace(min_side=10, eager_widths=())
+    return settings.replace(min_side=10, eager_widths=(), channels=())
 
 
 def _block_pool(app, threads: int) -> threading.Event:

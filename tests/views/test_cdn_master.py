@@ -14,7 +14,7 @@ PHOTO_SIZE = (2000, 1072)  # valid/xmp_test.jpg
 
 @pytest.fixture
 def settings(settings):
-    return settings.replace(master_side=1000, allowed_sizes=None, eager_widths=())
+    return settings.replace(master_side=1000, allowed_sizes=None, eager_widths=(), channels=())
 
 
 async def test_small_sizes_render_from_the_master_and_large_ones_from_the_original(

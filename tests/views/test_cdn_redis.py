@@ -35,7 +35,7 @@ async def prefix():
 
 @pytest.fixture
 def settings(settings, prefix):
-    return settings.replace(min_side=10, eager_widths=(), redis_url=REDIS_URL,
+    return settings.replace(min_side=10, eager_widths=(), channels=(), redis_url=REDIS_URL,
                             redis_prefix=prefix)
 
 
