@@ -210,7 +210,7 @@ async def test_board_in_portuguese(client, sign_in, shop):
     assert "Pronto para Test Shop" in text(cells(found["A-OK"])["Test Shop"])
     assert "4 produtos" in text(html)
     for english in ("Ready", "Not ready", "fixed automatically", "to fix", "products ready",
-                    "Filters", "Readiness"):
+                    "Filters", "Readiness", "one channel"):
         assert english not in text(html), english
 
 
