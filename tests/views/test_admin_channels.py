@@ -176,7 +176,8 @@ async def test_filters(client, sign_in, shop):
 
 
 @pytest.mark.parametrize("query", ["ready=false", "channel=nope", "status=later", "ready=maybe",
-                                   "page=0", "per_page=1000", "q=" + "x" * 300])
+                                   "page=0", "per_page=1000", "q=" + "x" * 300, "code=a%00b",
+                                   "q=%00", "channel=%00"])
 async def test_bad_filters_are_a_422_page(client, sign_in, shop, query):
     await sign_in("viewer")
     response = await client.get(f"/admin/channels?{query}")

@@ -360,7 +360,7 @@ async def test_portuguese_pages_show_no_english_sentence(client, login_as, make_
     assert "arquivos aceitos" in text and "arquivos enviados" in text
     assert "batch_id" not in text and "sha256" not in text and "upload" not in text
     pages["dashboard"] = await (await client.get("/admin", headers=PT)).text()
-    for name in ("library", "import", "export", "users", "review"):
+    for name in ("library", "import", "export", "users", "review", "channels"):
         pages[name] = await (await client.get(f"/admin/{name}", headers=PT)).text()
     for name, html in pages.items():
         assert '<html lang="pt-BR">' in html, name
