@@ -256,6 +256,9 @@ def _like_pattern(text: str) -> str:
 async def fetch_masks(conn: asyncpg.Connection, profile: Profile,
                       query: ReadinessQuery) -> asyncpg.Record:
     """The query's row as SQL gives it: ``total``, ``summary`` and ``items`` with raw masks."""
+    # The products whose photos changed since the last reader: rebuilt and committed first, in
+    # a short transaction of their own (usually none, so a plain DELETE on an empty table).
+    await db.queries.channels_catch_up(conn)
     async with conn.transaction(readonly=True):
         await db.queries.manage_custom_plans(conn)
         return await db.queries.channels_readiness(

@@ -480,10 +480,11 @@ class Delivery:
                        channels=list(self.channels))
         return ask
 
-    def channel_file(self, file: str, query_string: str) -> tuple[ChannelAsk, int | None]:
+    def channel_file(
+        self, channel: str, ext: str, query_string: str
+    ) -> tuple[ChannelAsk, int | None]:
         """The path form's ``{channel}.{ext}`` and query: an unknown channel, or an extension
         that is not the channel's format, is no file here (404); only ``v`` may be asked."""
-        channel, _, ext = file.partition(".")
         ask = self.channels.get(channel)
         if ask is None or ext not in EXTENSIONS[ask.profile.output]:
             raise not_found()

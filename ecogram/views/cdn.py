@@ -65,7 +65,7 @@ async def channel_file(request: web.Request) -> web.Response:
     if answer is None:
         info = request.match_info
         ask, wanted_version = delivery.channel_file(
-            f"{info['channel']}.{info['ext']}", request.rel_url.raw_query_string
+            info["channel"], info["ext"], request.rel_url.raw_query_string
         )
         answer = await delivery.serve_rendition(
             target, None, info["code"], _position(request), ask, wanted_version, if_none_match
