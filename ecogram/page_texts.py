@@ -142,6 +142,11 @@ MESSAGES = (
     N_("purge must be true or false."),
     N_("reason must be a string."),
     N_("version must be an integer."),
+    # the channels board's filters
+    N_("Choose a channel to show only ready or not ready products."),
+    N_("Choose one of the enabled channels."),
+    N_("Choose which photos count."),
+    N_("ready must be true or false."),
 )
 
 # The general sentence when a code has none (or its details lack a name it needs).
@@ -174,6 +179,9 @@ FIELDS: dict[str, str] = {
     "page": N_("page"),
     "password": N_("password"),
     "per_page": N_("per page"),
+    "q": N_("text"),
+    "channel": N_("channel"),
+    "ready": N_("readiness"),
     "position": N_("position"),
     "product": N_("product name"),
     "reason": N_("reason"),

@@ -128,6 +128,7 @@ ROUTES: list[Route] = [
           "admin_photo_replace", "importer"),
     Route("POST", r"/admin/images/{id:\d+}/delete", admin.photo_delete, "admin_photo_delete",
           "admin"),
+    Route("GET", "/admin/channels", admin.channels_page, "admin_channels", "viewer"),
     Route("GET", "/admin/export", admin.export_page, "admin_export", "reviewer"),
     Route("GET", "/admin/export/download", admin.export_download, "admin_export_download",
           "reviewer"),

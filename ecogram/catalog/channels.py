@@ -42,6 +42,7 @@ STATUSES = ("approved", "pending", "rejected", "all")
 MAX_PER_PAGE = 100
 MAX_PAGE = 100_000
 MAX_CODES = 500
+MAX_TEXT = 200
 LANGUAGES = ("en", "pt_BR")
 
 
@@ -132,6 +133,7 @@ _SIDE_RULE = {("en", True): " on the long side", ("en", False): " on the short s
 @dataclass(frozen=True)
 class ReadinessQuery:
     codes: tuple[str, ...] | None = None
+    q: str | None = None  # text in the product code or name (the admin board's filter)
     status: str = "approved"  # which photos count: approved, pending, rejected or all
     ready: bool | None = None
     page: int = 1
@@ -145,6 +147,8 @@ class ReadinessQuery:
             problems["code"] = f"at most {MAX_CODES} codes"
         elif self.codes and any("\x00" in code for code in self.codes):
             problems["code"] = "no NUL characters"
+        if self.q is not None and (len(self.q) > MAX_TEXT or "\x00" in self.q):
+            problems["q"] = f"at most {MAX_TEXT} characters, no NUL"
         if not 1 <= self.page <= MAX_PAGE:
             problems["page"] = f"from 1 to {MAX_PAGE}"
         if not 1 <= self.per_page <= MAX_PER_PAGE:
@@ -243,6 +247,12 @@ def _summary(groups: list[dict[str, Any]]) -> dict[str, Any]:
             "photos": photos, "findings": {code: n for code, n in counts.items() if n}}
 
 
+def _like_pattern(text: str) -> str:
+    """``%text%`` for ILIKE, the pattern characters in ``text`` taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 async def fetch_masks(conn: asyncpg.Connection, profile: Profile,
                       query: ReadinessQuery) -> asyncpg.Record:
     """The query's row as SQL gives it: ``total``, ``summary`` and ``items`` with raw masks."""
@@ -254,6 +264,7 @@ async def fetch_masks(conn: asyncpg.Connection, profile: Profile,
         return await db.queries.channels_readiness(
             conn,
             codes=list(query.codes) if query.codes else None,
+            q=_like_pattern(query.q) if query.q else None,
             status=query.status,
             ready=query.ready,
             min_side=profile.min_side, max_side=profile.max_side,

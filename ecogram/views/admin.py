@@ -1,4 +1,5 @@
-"""The admin pages staff work in: dashboard, import, library, review, photo, export, users, audit.
+"""The admin pages staff work in: dashboard, import, library, review, photo, channels, export,
+users, audit.
 
 Thin handlers: parse the query or form, call the catalog use cases, render a template. The guard
 has already checked each route's role (anonymous page requests are sent to /login) and, for
@@ -20,8 +21,19 @@ from aiohttp import web
 from ecogram import keys
 from ecogram.auth.guard import csrf_token_for
 from ecogram.auth.roles import ROLES, allows
-from ecogram.catalog import accounts, audit_trail, events, exports, images, overview, previews
+from ecogram.catalog import (
+    accounts,
+    audit_trail,
+    channel_board,
+    events,
+    exports,
+    images,
+    overview,
+    previews,
+)
+from ecogram.catalog import channels as channels_uc
 from ecogram.catalog import review as review_uc
+from ecogram.catalog.delivery import EXTENSIONS
 from ecogram.catalog.records import image_record
 from ecogram.catalog.sources import too_large
 from ecogram.errors import AppError, invalid, not_found
@@ -390,9 +402,23 @@ async def _photo_context(request: web.Request, image_id: int) -> dict[str, Any]:
         row = await images.get_image(conn, image_id)
         history, _total = await audit_trail.list_entries(
             conn, audit_trail.AuditQuery(image_id=image_id, per_page=50))
+        per_channel = await channel_board.photo_channels(
+            conn, _enabled_channels(request), dict(row), localizer_for(request).lang)
     record = _record(request, row)
+    for entry in per_channel:
+        entry["preview"] = _rendition_preview(record, entry["channel"])
     return {"image": record, "history": history, "snippet": _snippet(record),
-            "preview_widths": previews.WIDTHS[:3]}
+            "preview_widths": previews.WIDTHS[:3], "channels": per_channel}
+
+
+def _rendition_preview(record: dict[str, Any], profile) -> str:
+    """Where the page shows a channel's rendition: the /img file of an approved photo (same
+    origin: the page's CSP allows images from 'self' only), else the staff preview."""
+    if record["status"] == "approved":
+        code = urllib.parse.quote(record["code"], safe="")
+        ext = EXTENSIONS[profile.output][0]
+        return f"/img/{code}/{record['position']}/{profile.id}.{ext}?v={record['version']}"
+    return f"/admin/images/{record['id']}/channel/{profile.id}"
 
 
 def _snippet(record: dict[str, Any]) -> str:
@@ -516,6 +542,59 @@ async def photo_preview(request: web.Request) -> web.Response:
     if request.headers.get("If-None-Match") == etag:
         return web.Response(status=304, headers=headers)
     return web.Response(body=result.data, headers=headers)
+
+
+# --- channels board ------------------------------------------------------------------------------
+
+def _enabled_channels(request: web.Request) -> list:
+    settings = request.app[keys.settings]
+    return [settings.channel_profiles[c] for c in settings.channels
+            if c in settings.channel_profiles]
+
+
+def _board_query(request: web.Request) -> tuple[channel_board.BoardQuery, dict[str, str]]:
+    q = request.query
+    params = {name: _text(q, name) for name in
+              ("code", "q", "status", "channel", "ready", "per_page")}
+    codes = tuple(dict.fromkeys(c.strip() for c in params["code"].split(",") if c.strip()))
+    ready = {"": None, "true": True, "false": False}.get(params["ready"])
+    if params["ready"] and ready is None:
+        raise invalid("ready must be true or false.", fields={"ready": "true or false"})
+    status = params["status"] or "approved"
+    if status not in channels_uc.STATUSES:
+        raise invalid("Choose which photos count.",
+                      fields={"status": ", ".join(channels_uc.STATUSES)})
+    per_page = _int(q, "per_page", channel_board.PER_PAGE_CHOICES[0], 1,
+                    channels_uc.MAX_PER_PAGE)
+    query = channel_board.BoardQuery(
+        codes=codes or None, q=params["q"] or None, status=status,
+        channel=params["channel"] or None, ready=ready,
+        page=_int(q, "page", 1, 1, channels_uc.MAX_PAGE), per_page=per_page)
+    return query, params
+
+
+async def channels_page(request: web.Request) -> web.Response:
+    """Products × enabled channels: ready or not, and why (``ecogram.catalog.channel_board``)."""
+    enabled = _enabled_channels(request)
+    base = {"enabled": enabled, "statuses": channels_uc.STATUSES, "qs": _query_string,
+            "per_page_choices": channel_board.PER_PAGE_CHOICES}
+    try:
+        query, params = _board_query(request)
+        async with request.app[keys.db_pool].acquire() as conn:
+            found = await channel_board.board(conn, enabled, query,
+                                              localizer_for(request).lang)
+    except AppError as error:
+        if error.status != 422:
+            raise
+        params = {name: request.query.get(name, "")[:200] for name in
+                  ("code", "q", "status", "channel", "ready")}
+        return _page(request, "admin/channels.html", {
+            **base, "error": error, "params": params, "query": channel_board.BoardQuery(),
+            "columns": [], "rows": [], "summaries": [], "total": 0, "pages": 0,
+        }, status=422)
+    return _page(request, "admin/channels.html", {
+        **base, **found, "params": params, "query": query,
+    })
 
 
 # --- export --------------------------------------------------------------------------------------

@@ -79,6 +79,7 @@ WITH products AS (
       FROM channel_products s
      WHERE s.status = :status
        AND (:codes::text[] IS NULL OR s.code = ANY(:codes))
+       AND (:q::text IS NULL OR s.code ILIKE :q OR s.product ILIKE :q)
 ), filtered AS (
     SELECT p.* FROM products p
      WHERE :ready::boolean IS NULL OR ((p.mask & ~:fixable::int) = 0) = :ready::boolean

@@ -81,14 +81,16 @@ PAGES = [
     ("library", "/admin/library"),
     ("review", "/admin/review"),
     ("photo", "/admin/images/1"),
+    ("channels", "/admin/channels"),
     ("export", "/admin/export"),
     ("users", "/admin/users"),
     ("audit", "/admin/audit"),
 ]
 # What to bring into view before the phone screenshot (the part the page is judged by).
-FOCUS = {"users": "table", "audit": "table", "photo": ".photo-record"}
-NAV = ["Dashboard", "Import", "Library", "Review", "Export", "Users", "Audit"]
-NAV_PT = ["Painel", "Importar", "Biblioteca", "Revisão", "Exportar", "Usuários", "Auditoria"]
+FOCUS = {"users": "table", "audit": "table", "photo": ".photo-record", "channels": "table"}
+NAV = ["Dashboard", "Import", "Library", "Channels", "Review", "Export", "Users", "Audit"]
+NAV_PT = ["Painel", "Importar", "Biblioteca", "Canais", "Revisão", "Exportar", "Usuários",
+          "Auditoria"]
 
 
 def _check_page(page, base: str, name: str, path: str, shot: str) -> None:
