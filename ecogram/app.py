@@ -17,7 +17,9 @@ from aiohttp import web
 from ecogram import db, i18n, keys
 from ecogram.auth.throttle import login_throttle_context
 from ecogram.catalog import events
+from ecogram.catalog.channels import GeometryRecorder
 from ecogram.catalog.delivery import Delivery
+from ecogram.catalog.imports import qc_limits
 from ecogram.imaging import vips
 from ecogram.metrics import Metrics
 from ecogram.middleware import make_request_context
@@ -82,6 +84,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> web
     app.cleanup_ctx.append(redis_context)  # the one Redis client (REDIS_URL), for both below
     app.cleanup_ctx.append(login_throttle_context)  # after _database: it uses the pool
     app.cleanup_ctx.append(_delivery)  # after the pool and the libvips pool it uses
+    app.cleanup_ctx.append(_geometry)  # channel readiness: measure approved/changed photos
     setup_routes(app)
     app.router.add_static("/static", STATIC_DIR, name="static")
     return app
@@ -139,3 +142,17 @@ async def _delivery(app: web.Application) -> AsyncIterator[None]:
     hooks.on_approved.remove(delivery.on_approved)
     hooks.on_changed.remove(delivery.on_changed)
     await delivery.close()
+
+
+async def _geometry(app: web.Application) -> AsyncIterator[None]:
+    """Each approved or changed photo is measured for channel readiness (catalog.channels)."""
+    recorder = GeometryRecorder(app[keys.db_pool], app[keys.vips_executor],
+                                qc_limits(app[keys.settings]))
+    hooks = events.of(app)
+    hooks.on_approved.append(recorder.on_event)
+    hooks.on_changed.append(recorder.on_event)
+    app[keys.geometry] = recorder
+    yield
+    hooks.on_approved.remove(recorder.on_event)
+    hooks.on_changed.remove(recorder.on_event)
+    await recorder.close()

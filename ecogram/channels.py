@@ -8,12 +8,17 @@ on (renditions rendered eagerly, columns of the readiness board).
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 DATA_FILE = Path(__file__).parent / "data" / "channels.toml"
+# ECOGRAM_CHANNELS' default: the Brazilian marketplaces a shop sells on, and Google Shopping.
+# The shop platforms (vtex, nuvemshop, shopify, woocommerce, magento) are left out: a shop runs on
+# one of them, and each enabled channel costs eager renditions of every approved photo.
+DEFAULT_ENABLED = "mercadolivre,amazon_br,magalu,shopee,google"
 FORMATS = ("jpeg", "png", "webp", "gif", "tiff")
 RENDER_FORMATS = ("jpeg", "png", "webp")  # what a rendition can be encoded as
 
@@ -112,8 +117,24 @@ def _read(path: Path) -> dict[str, Any]:
         raise ChannelsError(f"{path}: not valid TOML ({exc})") from None
 
 
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None  # _read says why
+    return info.st_mtime_ns, info.st_size
+
+
 def load_profiles(extra: Path | None = None) -> dict[str, Profile]:
-    """The shipped profiles, with ``extra``'s tables added or merged over them, in file order."""
+    """The shipped profiles, with ``extra``'s tables added or merged over them, in file order.
+
+    Read again only when a file changed (settings ask for the profiles often)."""
+    stamps = (_stamp(DATA_FILE), _stamp(extra) if extra is not None else None)
+    return dict(_load(extra, stamps))
+
+
+@functools.lru_cache(maxsize=8)
+def _load(extra: Path | None, _stamps: object) -> dict[str, Profile]:
     profiles: dict[str, Profile] = {}
     sources = [(DATA_FILE, _read(DATA_FILE))]
     if extra is not None:

@@ -131,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("w", "h", "dpr", "fit", "g", "fmt", "q", "bg", "v"):
         sign.add_argument(f"--{name}", metavar=name.upper())
     sign.set_defaults(handler=cmd_sign_url)
+
+    channels = commands.add_parser("channels", help="sales channels (docs/channels.md)")
+    channel_actions = channels.add_subparsers(dest="action", required=True, metavar="ACTION")
+    channel_actions.add_parser(
+        "backfill", help="measure every photo not measured yet for channel readiness "
+        "(resumable: stop it any time, run it again)"
+    ).set_defaults(handler=cmd_channels_backfill)
     parser.set_defaults(commands=commands.choices)
     return parser
 
@@ -479,3 +486,28 @@ def cmd_sign_url(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     print(f"{settings.public_url}{signed}")
     return 0
+
+
+def cmd_channels_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    """Measure product, background and fill of every photo that has no geometry yet."""
+    from ecogram.catalog import channels
+    from ecogram.catalog.imports import qc_limits
+
+    settings = resolve_database(settings)
+
+    def progress(done: int, total: int) -> None:
+        if done % 100 == 0 or done == total:
+            print(f"{done}/{total} photos", file=sys.stderr, flush=True)
+
+    async def work(pool, executor) -> dict:
+        return await channels.backfill(pool, executor, qc_limits(settings),
+                                       concurrency=settings.render_threads,
+                                       on_progress=progress)
+
+    counts = asyncio.run(_with_pool(settings, work))
+    if not counts["measured"] and not counts["failed"]:
+        print("nothing to measure: every photo has its geometry")
+        return 0
+    print(f"measured {counts['measured']} photos"
+          + (f"; {counts['failed']} could not be read (see the log)" if counts["failed"] else ""))
+    return 0 if not counts["failed"] else 1

@@ -13,6 +13,7 @@ from ecogram.metrics import Metrics
 from ecogram.settings import Settings
 
 if TYPE_CHECKING:  # a type only: keys must not import the use cases above it
+    from ecogram.catalog.channels import GeometryRecorder
     from ecogram.catalog.delivery import Delivery
     from ecogram.redis_client import SharedRedis
 
@@ -29,6 +30,8 @@ redis: web.AppKey[SharedRedis] = web.AppKey("redis")
 login_throttle = web.AppKey("login_throttle", object)
 # Public delivery (/img): its caches, LISTEN connection and render queue (catalog.delivery).
 delivery: web.AppKey[Delivery] = web.AppKey("delivery")
+# Measures approved and changed photos for channel readiness, in the background (catalog.channels).
+geometry: web.AppKey[GeometryRecorder] = web.AppKey("geometry")
 
 # None until the request needs one (ecogram.request_ids).
 request_id: web.RequestKey[str | None] = web.RequestKey("request_id")

@@ -18,6 +18,7 @@ from ecogram.views import (
     admin,
     api_audit,
     api_auth,
+    api_channels,
     api_docs,
     api_exports,
     api_images,
@@ -81,6 +82,11 @@ ROUTES: list[Route] = [
     Route("GET", "/api/v1/exports/{format:(shopify|woocommerce|magento|json|zip)}",
           api_exports.export, "exports_get", "reviewer"),
     Route("GET", "/api/v1/audit", api_audit.list_audit, "audit_list", "admin"),
+    # Sales channels (issue 13): the profiles, and each product's readiness for one
+    Route("GET", "/api/v1/channels", api_channels.list_channels, "channels_list", "viewer"),
+    Route("GET", "/api/v1/channels/{id}", api_channels.get_channel, "channels_get", "viewer"),
+    Route("GET", "/api/v1/channels/{id}/readiness", api_channels.readiness,
+          "channels_readiness", "viewer"),
     Route("GET", "/api/openapi.json", api_docs.openapi_json, "openapi", PUBLIC),
     # Accounts (API)
     Route("POST", "/api/v1/auth/register", api_auth.register, "auth_register", PUBLIC),

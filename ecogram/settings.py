@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ecogram import channels as channel_profiles
+
 
 class SettingsError(ValueError):
     """A setting has a value the service cannot run with."""
@@ -294,6 +296,18 @@ class Settings:
         "ECOGRAM_EAGER_FORMATS", "avif,webp", "Formats rendered in the background when a photo "
         "is approved.", _word_list)
 
+    # --- sales channels ------------------------------------------------------------------------
+    channels: tuple[str, ...] = setting(
+        "ECOGRAM_CHANNELS", channel_profiles.DEFAULT_ENABLED, "Sales channels the shop sells on, "
+        "comma-separated channel ids (docs/channels.md): their renditions are made eagerly and "
+        "they are the readiness board's columns. The default is the Brazilian marketplaces and "
+        "Google Shopping; add the shop's own platform (vtex, nuvemshop, shopify, woocommerce, "
+        "magento). An unknown id stops the service at start.", _word_list)
+    channels_file: Path | None = setting(
+        "ECOGRAM_CHANNELS_FILE", "", "A TOML file of channel profiles that adds channels or "
+        "overrides fields of the shipped ones (docs/channels.md). An invalid file stops the "
+        "service at start.", lambda raw: Path(raw.strip()).expanduser() if raw.strip() else None)
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Read every setting from ``env`` (default: the process environment).
@@ -329,6 +343,20 @@ class Settings:
             raise SettingsError("DATABASE_URL must be a postgresql:// URL")
         if self.db_pool_min > self.db_pool_max:
             raise SettingsError("ECOGRAM_DB_POOL_MIN must not exceed ECOGRAM_DB_POOL_MAX")
+        profiles = self.channel_profiles  # loads and checks ECOGRAM_CHANNELS_FILE
+        unknown = [name for name in self.channels if name not in profiles]
+        if unknown:
+            raise SettingsError(
+                f"ECOGRAM_CHANNELS names {unknown[0]!r}, which is not a channel; the channels "
+                f"are {', '.join(profiles)}")
+
+    @property
+    def channel_profiles(self) -> dict[str, channel_profiles.Profile]:
+        """Every channel profile: the shipped ones with ECOGRAM_CHANNELS_FILE merged over them."""
+        try:
+            return channel_profiles.load_profiles(self.channels_file)
+        except channel_profiles.ChannelsError as exc:
+            raise SettingsError(f"ECOGRAM_CHANNELS_FILE: {exc}") from None
 
     def replace(self, **changes: Any) -> Settings:
         updated = dataclasses.replace(self, **changes)

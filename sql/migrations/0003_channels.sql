@@ -1,0 +1,128 @@
+-- Sales channels (docs/channels.md): what readiness needs to know about a photo beyond its
+-- size, format and bytes, measured once per photo by ecogram.imaging.product.measure — the
+-- product's box, the background it stands on and how much of the frame it fills. Readiness is
+-- then computed in SQL from stored facts (sql/queries/channels.sql), for any channel profile.
+-- A row describes the photo whose sha256 it carries: a replaced photo no longer matches and is
+-- measured again (the change hooks, or `ecogram channels backfill`).
+CREATE TABLE image_geometry (
+    image_id     bigint PRIMARY KEY REFERENCES images (id) ON DELETE CASCADE,
+    sha256       text NOT NULL,
+    background   text NOT NULL CHECK (background IN ('white', 'near_white', 'other')),
+    fill         real NOT NULL CHECK (fill >= 0 AND fill <= 1),
+    -- The product's box in the upright photo's pixels (the whole frame when background is other).
+    box_left     integer NOT NULL CHECK (box_left >= 0),
+    box_top      integer NOT NULL CHECK (box_top >= 0),
+    box_width    integer NOT NULL CHECK (box_width >= 0),
+    box_height   integer NOT NULL CHECK (box_height >= 0),
+    border       text NOT NULL,          -- the border's median colour, #rrggbb
+    measured_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- Readiness per product has to be fast at shop scale (bench/readiness_bench.py: a page of the
+-- board at 100,000 photos): it reads one row per product and status, not every photo. Each row
+-- holds what any channel profile is checked against — the extremes of the counted photos'
+-- sides, pixels and bytes, their formats, and the main photo (the first by position) with its
+-- geometry. 'all' rows count every live photo; the others the photos of that status. Triggers
+-- keep the rows of a code current on every change of its photos or their geometry, so no
+-- writer can forget; they take the code's advisory lock (the one imports and edits take,
+-- sql/queries/images.sql manage-lock-code), so two writers into one code refresh in turn.
+CREATE TABLE channel_products (
+    code             text NOT NULL,
+    status           text NOT NULL CHECK (status IN ('approved', 'pending', 'rejected', 'all')),
+    product          text NOT NULL,
+    photos           integer NOT NULL,
+    min_short        integer NOT NULL,   -- smallest shortest side
+    min_long         integer NOT NULL,   -- smallest longest side
+    max_long         integer NOT NULL,   -- largest longest side
+    max_pixels       bigint NOT NULL,
+    min_bytes        bigint NOT NULL,
+    max_bytes        bigint NOT NULL,
+    oblong           boolean NOT NULL,   -- a photo is not square
+    formats          text[] NOT NULL,
+    main_position    integer NOT NULL,
+    main_background  text,               -- NULL: the main photo is not measured yet
+    main_fill        real,
+    PRIMARY KEY (status, code)
+);
+CREATE INDEX channel_products_code ON channel_products (code);
+
+CREATE FUNCTION channel_products_refresh(p_code text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_code IS NULL THEN
+        RETURN;
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtextextended('ecogram.code:' || p_code, 0));
+    DELETE FROM channel_products WHERE code = p_code;
+    INSERT INTO channel_products (code, status, product, photos, min_short, min_long, max_long,
+                                  max_pixels, min_bytes, max_bytes, oblong, formats,
+                                  main_position, main_background, main_fill)
+    SELECT p_code, s.status, max(x.product), count(*), min(least(x.width, x.height)),
+           min(greatest(x.width, x.height)), max(greatest(x.width, x.height)),
+           max(x.width::bigint * x.height), min(x.file_size), max(x.file_size),
+           bool_or(x.width <> x.height), array_agg(DISTINCT x.format), min(x.position),
+           (array_agg(x.background ORDER BY x.position))[1],
+           (array_agg(x.fill ORDER BY x.position))[1]
+      FROM (SELECT i.*, g.background, g.fill
+              FROM images i
+              LEFT JOIN image_geometry g ON g.image_id = i.id AND g.sha256 = i.sha256
+             WHERE i.code = p_code AND i.deleted_at IS NULL) x
+     CROSS JOIN LATERAL (VALUES (x.status), ('all')) AS s (status)
+     GROUP BY s.status;
+END;
+$$;
+
+CREATE FUNCTION channel_products_rebuild() RETURNS void LANGUAGE sql AS $$
+    -- Every code at once (this migration; bulk loads that skipped the triggers).
+    TRUNCATE channel_products;
+    INSERT INTO channel_products (code, status, product, photos, min_short, min_long, max_long,
+                                  max_pixels, min_bytes, max_bytes, oblong, formats,
+                                  main_position, main_background, main_fill)
+    SELECT x.code, s.status, max(x.product), count(*), min(least(x.width, x.height)),
+           min(greatest(x.width, x.height)), max(greatest(x.width, x.height)),
+           max(x.width::bigint * x.height), min(x.file_size), max(x.file_size),
+           bool_or(x.width <> x.height), array_agg(DISTINCT x.format), min(x.position),
+           (array_agg(x.background ORDER BY x.position))[1],
+           (array_agg(x.fill ORDER BY x.position))[1]
+      FROM (SELECT i.*, g.background, g.fill
+              FROM images i
+              LEFT JOIN image_geometry g ON g.image_id = i.id AND g.sha256 = i.sha256
+             WHERE i.deleted_at IS NULL) x
+     CROSS JOIN LATERAL (VALUES (x.status), ('all')) AS s (status)
+     GROUP BY x.code, s.status;
+$$;
+
+CREATE FUNCTION channel_products_on_images() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        PERFORM channel_products_refresh(OLD.code);
+    END IF;
+    IF TG_OP = 'INSERT' OR (TG_OP = 'UPDATE' AND NEW.code IS DISTINCT FROM OLD.code) THEN
+        PERFORM channel_products_refresh(NEW.code);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER images_channel_products AFTER INSERT OR DELETE ON images
+    FOR EACH ROW EXECUTE FUNCTION channel_products_on_images();
+-- Updates that change nothing readiness reads (exported_at, qc, alt, review notes) stay quiet.
+CREATE TRIGGER images_channel_products_update AFTER UPDATE ON images
+    FOR EACH ROW
+    WHEN ((OLD.code, OLD.product, OLD.position, OLD.status, OLD.deleted_at, OLD.width,
+           OLD.height, OLD.format, OLD.file_size, OLD.sha256)
+          IS DISTINCT FROM
+          (NEW.code, NEW.product, NEW.position, NEW.status, NEW.deleted_at, NEW.width,
+           NEW.height, NEW.format, NEW.file_size, NEW.sha256))
+    EXECUTE FUNCTION channel_products_on_images();
+
+CREATE FUNCTION channel_products_on_geometry() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM channel_products_refresh(
+        (SELECT code FROM images WHERE id = CASE WHEN TG_OP = 'DELETE' THEN OLD.image_id
+                                                 ELSE NEW.image_id END));
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER image_geometry_channel_products AFTER INSERT OR UPDATE OR DELETE
+    ON image_geometry FOR EACH ROW EXECUTE FUNCTION channel_products_on_geometry();
+
+SELECT channel_products_rebuild();
