@@ -198,9 +198,9 @@ class ChannelWalk(Walk):
                         self.photo_masks[photo["id"]] = photo["mask"]
                         if photo["main"]:
                             self.mains.add(photo["id"])
-            async for g in db.queries.export_channel_geometry(
-                    conn, ids=[r["id"] for r in batch]):
-                row = next(r for r in batch if r["id"] == g["image_id"])
+            by_id = {r["id"]: r for r in batch}
+            async for g in db.queries.export_channel_geometry(conn, ids=list(by_id)):
+                row = by_id[g["image_id"]]
                 border = g["border"].lstrip("#")
                 self.geometry[g["image_id"]] = Geometry(
                     row["width"], row["height"],
