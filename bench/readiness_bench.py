@@ -4,7 +4,9 @@ Creates a fresh database, migrates it, fills it with N image rows by COPY (as
 bench/list_bench.py does: 1–8 photos per code, 60 % approved) and a geometry row for 95 % of them
 (white, near-white or other backgrounds, fills from 0.5 to 1), then times the readiness use case
 (``ecogram.catalog.channels.readiness``: one page, the total and the summary) for every channel
-and a few filters, and prints p50/p95 per case. A second pass times the HTTP request.
+and a few filters, and prints p50/p95 per case with the CPU time each call costs (database
+backend and this process, from /proc: what the figure would be with a core to itself). A
+second pass times the HTTP request.
 
     .venv/bin/python bench/readiness_bench.py [--rows 100000] [--runs 50]
         [--server postgresql://postgres@127.0.0.1:5432/postgres]
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import secrets
 import statistics
@@ -68,9 +71,21 @@ async def vary(conn: asyncpg.Connection) -> None:
     await conn.execute("VACUUM ANALYZE image_geometry")
 
 
-async def bench_use_case(url: str, runs: int) -> list[tuple[str, str, float, float, int]]:
+def _cpu_ticks(pid: int) -> int | None:
+    """User + system CPU time of a process, in clock ticks (/proc; None when unreadable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[11]) + int(fields[12])
+
+
+async def bench_use_case(url: str, runs: int) -> list[tuple[str, str, float, float, int, str]]:
+    """Wall time per call (p50, p95), and the CPU time per call of the database backend plus
+    this process: on a busy machine the wall time mostly measures the wait for a core."""
     pool = await db.create_pool(url, 1, 4)
     profiles = load_profiles()
+    tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
     results = []
     try:
         for channel, profile in profiles.items():
@@ -78,16 +93,22 @@ async def bench_use_case(url: str, runs: int) -> list[tuple[str, str, float, flo
                 query = channels.ReadinessQuery(**case)
                 timings = []
                 total = 0
-                for i in range(runs + 3):
-                    async with pool.acquire() as conn:
+                async with pool.acquire() as conn:
+                    backend = await conn.fetchval("SELECT pg_backend_pid()")
+                    for _ in range(3):  # warm-up
+                        await channels.readiness(conn, profile, query, "pt_BR")
+                    ticks, own = _cpu_ticks(backend), time.process_time()
+                    for _ in range(runs):
                         started = time.perf_counter()
                         page = await channels.readiness(conn, profile, query, "pt_BR")
-                        elapsed = (time.perf_counter() - started) * 1000
-                    total = page["total"]
-                    if i >= 3:  # warm-up
-                        timings.append(elapsed)
+                        timings.append((time.perf_counter() - started) * 1000)
+                        total = page["total"]
+                    after = _cpu_ticks(backend)
+                    own = (time.process_time() - own) * 1000
+                cpu = "-" if ticks is None or after is None else \
+                    f"{((after - ticks) * tick_ms + own) / runs:.1f}"
                 results.append((channel, name, statistics.median(timings), _pct(timings, 95),
-                                total))
+                                total, cpu))
     finally:
         await pool.close()
     return results
@@ -152,7 +173,7 @@ async def main() -> None:
             await vary(conn)
             await conn.execute("SET session_replication_role = DEFAULT")
             await conn.execute("SELECT channel_products_rebuild()")
-            await conn.execute("VACUUM ANALYZE channel_products")
+            await conn.execute("VACUUM ANALYZE channel_products")  # and its partitions
             codes = await conn.fetchval("SELECT count(DISTINCT code) FROM images")
             print(f"filled {args.rows} photos of {codes} products in "
                   f"{time.perf_counter() - started:.1f} s; "
@@ -160,11 +181,12 @@ async def main() -> None:
         finally:
             await conn.close()
         print(f"\nuse case (readiness: page + total + summary), {args.runs} runs each")
-        print(f"{'channel':14} {'case':28} {'p50 ms':>8} {'p95 ms':>8} {'total':>8}")
+        print(f"{'channel':14} {'case':28} {'p50 ms':>8} {'p95 ms':>8} {'total':>8} "
+              f"{'cpu ms':>8}")
         worst = 0.0
-        for channel, case, p50, p95, total in await bench_use_case(url, args.runs):
+        for channel, case, p50, p95, total, cpu in await bench_use_case(url, args.runs):
             worst = max(worst, p95)
-            print(f"{channel:14} {case:28} {p50:8.2f} {p95:8.2f} {total:8d}")
+            print(f"{channel:14} {case:28} {p50:8.2f} {p95:8.2f} {total:8d} {cpu:>8}")
         print(f"worst p95: {worst:.2f} ms")
         if not args.no_http:
             print(f"\nHTTP, in process (guard + JSON of the page), {args.runs} runs each")

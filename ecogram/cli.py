@@ -137,7 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
         sign.add_argument(f"--{name}", metavar=name.upper())
     sign.set_defaults(handler=cmd_sign_url)
 
-    channels = commands.add_parser("channels", help="sales channels (docs/channels.md)")
+    channels = commands.add_parser(
+        "channels", help="sales channels (docs/channels.md)",
+        description="Sales channels: \"ecogram channels backfill\" measures the product, "
+                    "background and fill of every photo not measured yet, for readiness.")
     channel_actions = channels.add_subparsers(dest="action", required=True, metavar="ACTION")
     channel_actions.add_parser(
         "backfill", help="measure every photo not measured yet for channel readiness "

@@ -32,6 +32,7 @@ from ecogram.settings import Settings
 log = logging.getLogger("ecogram.server")
 
 # Idle time allowed between two requests of one connection (aiohttp's run_app default).
+LINGERING_TIME = 2.0
 KEEPALIVE_TIMEOUT = 75.0
 # Time requests in flight get to finish at shutdown (gunicorn kills a worker after 30 s).
 SHUTDOWN_TIMEOUT = 25.0
@@ -156,8 +157,12 @@ class Runner(web.AppRunner):
 
 
 def make_runner(app: web.Application, settings: Settings) -> Runner:
+    # lingering_time: after an answer sent before its body was read (a 413, a 408), aiohttp
+    # reads and drops the rest of the body for at most this long before closing (default 10 s),
+    # so a refused body keeps its socket 2 s, not 10.
     return Runner(app, head_timeout=settings.header_timeout, keepalive_timeout=KEEPALIVE_TIMEOUT,
-                  access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT, handle_signals=False)
+                  lingering_time=LINGERING_TIME, access_log=None,
+                  shutdown_timeout=SHUTDOWN_TIMEOUT, handle_signals=False)
 
 
 def listen(host: str, port: int) -> socket.socket:

@@ -194,6 +194,12 @@ class Settings:
         "ECOGRAM_DB_TIMEOUT", "5", "Longest wait for a database connection (a free pool slot, "
         "or a new connection), in seconds; beyond it the request answers 503 `unavailable`.",
         _positive(_float))
+    body_timeout: float = setting(
+        "ECOGRAM_BODY_TIMEOUT", "30", "Seconds a request body may send nothing before the "
+        "request is answered 408 and its connection closed.", _positive(_float))
+    max_form_kb: int = setting(
+        "ECOGRAM_MAX_FORM_KB", "64", "Largest page form or JSON request body, in KB (413 "
+        "above); only upload routes take larger bodies.", _positive(_int))
 
     # --- accounts ---------------------------------------------------------------------------
     registration: str = setting(

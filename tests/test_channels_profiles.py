@@ -165,3 +165,20 @@ def test_docs_channels_md_shows_the_shipped_profiles():
     docs = (DATA_FILE.parent.parent.parent / "docs" / "channels.md").read_text(encoding="utf-8")
     table = profiles_table()
     assert table in docs, "docs/channels.md's profile table is stale; it should read:\n" + table
+
+
+def test_the_command_refuses_to_start_with_one_sentence(tmp_path, monkeypatch, capsys):
+    from ecogram.cli import main
+
+    extra = tmp_path / "bad.toml"
+    extra.write_text('[shopee]\nmax_photos = "nine"\n', encoding="utf-8")
+    monkeypatch.setenv("ECOGRAM_CHANNELS_FILE", str(extra))
+    assert main(["migrate"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"ecogram: ECOGRAM_CHANNELS_FILE: {extra}: [shopee] max_photos: expected a "
+                   "whole number, zero or more\n")
+    monkeypatch.delenv("ECOGRAM_CHANNELS_FILE")
+    monkeypatch.setenv("ECOGRAM_CHANNELS", "mercadolivre,ebay")
+    assert main(["migrate"]) == 2
+    assert capsys.readouterr().err.startswith("ecogram: ECOGRAM_CHANNELS names 'ebay', which is "
+                                              "not a channel; the channels are mercadolivre, ")

@@ -22,4 +22,7 @@ def token_for(secret_key: str, jti: str) -> str:
 def is_valid(secret_key: str, jti: str, candidate: str | None) -> bool:
     if not candidate or len(candidate) > 128:
         return False
-    return hmac.compare_digest(token_for(secret_key, jti), candidate)
+    # Compared as bytes: compare_digest refuses non-ASCII str, and a client may send any bytes
+    # (aiohttp keeps those that are not UTF-8 as surrogates, hence surrogatepass).
+    expected = token_for(secret_key, jti).encode()
+    return hmac.compare_digest(expected, candidate.encode("utf-8", "surrogatepass"))

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from ecogram import db, keys
+from ecogram import db, inputs, keys
 from ecogram.auth import csrf, tokens
 from ecogram.auth.identity import Credentials, Identity
 from ecogram.auth.roles import PUBLIC, allows
@@ -32,7 +32,6 @@ log = logging.getLogger("ecogram.auth")
 
 SESSION_COOKIE = "ecogram_session"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 LOGIN_PAGE = "/login"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _SESSIONLESS_PREFIXES = ("/api/", "/img/", "/healthz", "/readyz", "/metrics", "/static/")
@@ -119,9 +118,10 @@ async def _csrf_candidate(request: web.Request) -> str | None:
     header = request.headers.get(csrf.HEADER)
     if header is not None or is_api(request):
         return header
-    # A page's form: read the field (aiohttp caches the parsed form for the handler).
-    if request.content_type in _FORM_TYPES:
-        form = await request.post()
+    # A page's form: read the field (the form is read once, within its limits, and kept for
+    # the handler).
+    if request.content_type in inputs.FORM_TYPES:
+        form = await inputs.read_form(request)
         value = form.get(csrf.FORM_FIELD)
         return value if isinstance(value, str) else None
     return None

@@ -69,6 +69,9 @@ def decode(secret_key: str, token: str) -> Claims:
     """The claims of a token we signed and that is still in date; else ``TokenError``."""
     if not token or len(token) > MAX_TOKEN_LENGTH:
         raise TokenError("token missing or too long")
+    # A JWT is ASCII; other bytes (a corrupted cookie, a mangled header) are simply not one.
+    if not token.isascii():
+        raise TokenError("token is not ASCII")
     try:
         payload = jwt.decode(
             token,

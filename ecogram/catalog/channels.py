@@ -153,8 +153,20 @@ class ReadinessQuery:
             raise invalid("Some query parameters are not acceptable.", fields=problems)
 
 
-def _number(value: float, lang: str) -> str:
-    return babel_numbers.format_decimal(value, locale=lang)
+@functools.lru_cache(maxsize=4)
+def _symbols(lang: str) -> tuple[str, str]:
+    """The language's (group, decimal) symbols, from Babel's CLDR data, looked up once."""
+    return (babel_numbers.get_group_symbol(lang), babel_numbers.get_decimal_symbol(lang))
+
+
+def _number(value: float, lang: str, decimals: int = 0) -> str:
+    """1,234 / 1.234 and 2.5 / 2,5: a page formats thousands of these, so not through Babel's
+    pattern engine (a test compares the two)."""
+    group, point = _symbols(lang)
+    text = f"{value:,.{decimals}f}"
+    if decimals:
+        text = text.rstrip("0").rstrip(".")
+    return text.replace(",", "\x00").replace(".", point).replace("\x00", group)
 
 
 def _bytes(value: int, lang: str) -> str:
@@ -163,30 +175,35 @@ def _bytes(value: int, lang: str) -> str:
         return f"{_number(value, lang)} B"
     for unit, scale in (("kB", 1e3), ("MB", 1e6), ("GB", 1e9)):
         if value < scale * 1000 or unit == "GB":
-            return f"{babel_numbers.format_decimal(value / scale, '#,##0.#', locale=lang)} {unit}"
+            return f"{_number(value / scale, lang, 1)} {unit}"
     raise AssertionError("unreachable")
 
 
-def _facts(profile: Profile, lang: str, photo: dict[str, Any] | None,
-           photos: int) -> dict[str, str]:
+@functools.lru_cache(maxsize=64)
+def _profile_facts(profile: Profile, lang: str) -> dict[str, str]:
     def num(value: float | None) -> str:
         return "" if value is None else _number(value, lang)
 
-    facts = {
+    return {
         "channel": profile.name, "min_side": num(profile.min_side),
         "max_side": num(profile.max_side), "max_pixels": num(profile.max_pixels),
         "max_bytes": _bytes(profile.max_bytes, lang) if profile.max_bytes else "",
         "min_bytes": _bytes(profile.min_bytes, lang) if profile.min_bytes else "",
         "needed": num(round((profile.fill or 0) * 100)), "output": profile.output.upper(),
         "min_photos": num(profile.min_photos), "max_photos": num(profile.max_photos),
-        "photos": num(photos), "side_rule": _SIDE_RULE[lang, profile.square],
+        "side_rule": _SIDE_RULE[lang, profile.square],
     }
+
+
+def _facts(profile: Profile, lang: str, photo: dict[str, Any] | None,
+           photos: int) -> dict[str, str]:
+    facts = {**_profile_facts(profile, lang), "photos": _number(photos, lang)}
     if photo is not None:
         facts.update(
-            width=num(photo["width"]), height=num(photo["height"]),
-            pixels=num(photo["width"] * photo["height"]), format=photo["format"].upper(),
-            size=_bytes(photo["file_size"], lang),
-            fill=num(int((photo["fill"] or 0) * 100)),  # rounded down: 84.6 % is not 85 %
+            width=_number(photo["width"], lang), height=_number(photo["height"], lang),
+            pixels=_number(photo["width"] * photo["height"], lang),
+            format=photo["format"].upper(), size=_bytes(photo["file_size"], lang),
+            fill=_number(int((photo["fill"] or 0) * 100), lang),  # down: 84.6 % is not 85 %
         )
     return facts
 
@@ -360,12 +377,15 @@ async def backfill(pool: asyncpg.Pool, executor: Executor | None, limits: QCLimi
 class GeometryRecorder:
     """Measures each photo the hooks announce (approved, replaced, moved), in the background.
 
-    A hook starts a task and returns: the request that fired it never waits for libvips."""
+    A hook starts a task and returns: the request that fired it never waits for libvips. The
+    tasks take turns (``concurrency`` at once, one by default): a bulk approval of a thousand
+    photos holds one original in memory at a time and leaves the libvips threads to /img."""
 
     def __init__(self, pool: asyncpg.Pool, executor: Executor | None,
-                 limits: QCLimits) -> None:
+                 limits: QCLimits, concurrency: int = 1) -> None:
         self.pool, self.executor, self.limits = pool, executor, limits
         self._tasks: set[asyncio.Task[None]] = set()
+        self._gate = asyncio.Semaphore(concurrency)
 
     async def on_event(self, image_id: int) -> None:
         task = asyncio.create_task(self._measure(image_id))
@@ -374,7 +394,8 @@ class GeometryRecorder:
 
     async def _measure(self, image_id: int) -> None:
         try:
-            await measure_one(self.pool, self.executor, self.limits, image_id)
+            async with self._gate:
+                await measure_one(self.pool, self.executor, self.limits, image_id)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -409,7 +409,8 @@ class Delivery:
 
     async def resolve(self, code: str, position: int | None) -> Resolved:
         """The approved live image at this address, or 404."""
-        if not code or len(code) > MAX_CODE or (
+        # A NUL cannot be in a stored code (PostgreSQL text refuses it): no address has one.
+        if not code or len(code) > MAX_CODE or "\x00" in code or (
             position is not None and not 1 <= position <= MAX_POSITION
         ):
             raise not_found()

@@ -26,6 +26,7 @@ from ecogram.catalog.records import image_record
 from ecogram.catalog.sources import too_large
 from ecogram.errors import AppError, invalid, not_found
 from ecogram.i18n import LANG_COOKIE, LANGUAGES, localizer_for
+from ecogram.inputs import read_form, takes_files
 from ecogram.pages import render_page
 from ecogram.views.api_auth import client_address
 from ecogram.views.pages_auth import safe_next
@@ -263,7 +264,7 @@ def _form_ids(form: Any) -> list[int]:
 
 async def library_bulk(request: web.Request) -> web.Response:
     """Many selected photos at once: approve, reject (with a reason), delete, export."""
-    form = await request.post()
+    form = await read_form(request)
     user = request[keys.user]
     action = _text(form, "action", 20)
     back = safe_next(_text(form, "back", 2000) or "/admin/library")
@@ -353,7 +354,7 @@ async def review_queue(request: web.Request) -> web.Response:
 
 async def review_submit(request: web.Request) -> web.Response:
     image_id = _id(request)
-    form = await request.post()
+    form = await read_form(request)
     action = _text(form, "action", 20)
     reason = _text(form, "reason", review_uc.MAX_NOTE)
     async with request.app[keys.db_pool].acquire() as conn:
@@ -431,7 +432,7 @@ async def _photo_refused(request: web.Request, image_id: int, error: AppError,
 
 async def photo_edit(request: web.Request) -> web.Response:
     image_id = _id(request)
-    form = await request.post()
+    form = await read_form(request)
     changes: dict[str, Any] = {}
     for name in ("code", "product", "alt"):
         value = form.get(name)
@@ -455,6 +456,7 @@ async def photo_edit(request: web.Request) -> web.Response:
     return _redirect(f"/admin/images/{image_id}?done=edited")
 
 
+@takes_files
 async def photo_replace(request: web.Request) -> web.Response:
     """A new photo for this record, from the page's file field (multipart form)."""
     image_id = _id(request)
@@ -462,9 +464,9 @@ async def photo_replace(request: web.Request) -> web.Response:
     try:
         if not request.content_type.startswith("multipart/form-data"):
             raise AppError(415, "unsupported_type", "Send the file as multipart/form-data.")
-        # The guard has parsed the form already (for its CSRF field): aiohttp keeps file
-        # fields in temporary files, and the request size is bounded by client_max_size.
-        form = await request.post()
+        # The guard may have read the form already (for its CSRF field): read_form keeps file
+        # fields in temporary files and bounds this form by the upload size (takes_files).
+        form = await read_form(request)
         field = form.get("file")
         data: bytes | None = None
         filename = "upload"
@@ -548,7 +550,7 @@ async def users_page(request: web.Request, error: AppError | None = None) -> web
 
 async def user_update(request: web.Request) -> web.Response:
     user_id = _id(request, what="user")
-    form = await request.post()
+    form = await read_form(request)
     body: dict[str, Any] = {}
     role = _text(form, "role", 20)
     if role:

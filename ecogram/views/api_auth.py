@@ -2,37 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from aiohttp import web
 
 from ecogram import keys
 from ecogram.catalog import accounts
-from ecogram.errors import AppError
-
-# Account requests are small; the app-wide body limit is sized for ZIP uploads, not for these.
-MAX_JSON_BYTES = 64 * 1024
-
-
-async def read_json(request: web.Request, limit: int = MAX_JSON_BYTES) -> dict[str, Any]:
-    """The request's JSON object, read with a small size limit; 400/413/415 otherwise."""
-    if request.content_length is not None and request.content_length > limit:
-        raise AppError(413, "too_large", "The request body is too large.", {"limit": limit})
-    raw = await request.content.read(limit + 1)
-    if len(raw) > limit:
-        raise AppError(413, "too_large", "The request body is too large.", {"limit": limit})
-    if not raw.strip():
-        return {}
-    if request.content_type not in ("application/json", "application/octet-stream", ""):
-        raise AppError(415, "unsupported_type", "Send the body as application/json.")
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise AppError(400, "invalid_json", "The body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise AppError(400, "invalid_json", "The body must be a JSON object.")
-    return body
+from ecogram.inputs import read_json
 
 
 def client_address(request: web.Request) -> str:

@@ -11,15 +11,22 @@ import re
 import urllib.parse
 from collections.abc import Mapping
 
-from aiohttp import BodyPartReader, MultipartReader, web
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp import web
 
 from ecogram import keys
 from ecogram.catalog import events, images
 from ecogram.catalog.records import image_record
 from ecogram.catalog.sources import CHUNK, too_large
-from ecogram.errors import AppError, invalid, not_found
-from ecogram.views.api_auth import read_json
+from ecogram.errors import invalid, not_found
+from ecogram.inputs import (
+    check_text,
+    multipart,
+    next_part,
+    read_chunk,
+    read_json,
+    skip_part,
+    upload_filename,
+)
 
 MAX_ID = 10**18  # fits PostgreSQL's bigint
 
@@ -63,7 +70,8 @@ def time_param(query: Mapping[str, str], name: str) -> dt.datetime | None:
 def codes_param(query: web.Request | Mapping, name: str = "code") -> tuple[str, ...] | None:
     """``code=A,B`` and/or ``code=A&code=B``."""
     values = query.getall(name, []) if hasattr(query, "getall") else [query.get(name, "")]
-    codes = [c.strip() for value in values for c in value.split(",") if c.strip()]
+    codes = [check_text(c.strip(), name) for value in values for c in value.split(",")
+             if c.strip()]
     if any(len(c) > 200 for c in codes):
         raise invalid("A code is too long.", fields={name: "at most 200 characters each"})
     return tuple(dict.fromkeys(codes)) or None
@@ -73,9 +81,7 @@ def text_param(query: Mapping[str, str], name: str) -> str | None:
     raw = query.get(name)
     if raw is None or not raw.strip():
         return None
-    if "\x00" in raw:
-        raise invalid(f"{name} contains a NUL character.", fields={name: "no NUL"})
-    return raw.strip()
+    return check_text(raw.strip(), name)
 
 
 def render(request: web.Request, row) -> dict:
@@ -172,33 +178,21 @@ async def get_original(request: web.Request) -> web.Response:
     )
 
 
-async def _next_part(reader: MultipartReader):
-    try:
-        return await reader.next()
-    except (HttpProcessingError, ValueError, UnicodeDecodeError):
-        # A malformed part header is the client's mistake, never a 500.
-        raise AppError(400, "bad_multipart", "The multipart body is malformed.") from None
-
-
 async def replace_file(request: web.Request) -> web.Response:
     """``PUT /images/{id}/file``: multipart with one ``file`` part."""
     settings = request.app[keys.settings]
     target = image_id(request)
-    if not request.content_type.startswith("multipart/form-data"):
-        raise AppError(415, "unsupported_type", "Send the file as multipart/form-data.")
-    reader = await request.multipart()
+    reader = await multipart(request, "file")
     data: bytes | None = None
     filename = "upload"
-    while (part := await _next_part(reader)) is not None:
-        if not isinstance(part, BodyPartReader):
-            raise invalid("Nested multipart bodies are not accepted.")
+    while (part := await next_part(request, reader)) is not None:
         if part.name != "file" or data is not None:
-            await part.release()
+            await skip_part(request, part)
             continue
-        filename = (part.filename or "upload").replace("\\", "/").rsplit("/", 1)[-1][:255]
+        filename = upload_filename(part.filename, "upload")
         buffer = bytearray()
         limit = settings.max_upload_bytes
-        while chunk := await part.read_chunk(CHUNK):
+        while chunk := await read_chunk(request, part, CHUNK):
             buffer += chunk
             if len(buffer) > limit:
                 raise too_large(len(buffer), limit)

@@ -7,7 +7,7 @@ from aiohttp import web
 from ecogram import keys
 from ecogram.catalog import events, review
 from ecogram.errors import invalid
-from ecogram.views.api_auth import read_json
+from ecogram.inputs import read_json
 from ecogram.views.api_images import image_id, record_response, render
 
 

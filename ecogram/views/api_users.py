@@ -7,7 +7,8 @@ from aiohttp import web
 from ecogram import keys
 from ecogram.catalog import accounts
 from ecogram.errors import not_found
-from ecogram.views.api_auth import client_address, read_json
+from ecogram.inputs import read_json
+from ecogram.views.api_auth import client_address
 
 
 async def list_users(request: web.Request) -> web.Response:

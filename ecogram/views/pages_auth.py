@@ -14,6 +14,7 @@ from ecogram import keys
 from ecogram.auth.guard import clear_session_cookie, csrf_token_for, set_session_cookie
 from ecogram.catalog import accounts
 from ecogram.errors import AppError
+from ecogram.inputs import read_form
 from ecogram.pages import render_page
 from ecogram.views.api_auth import client_address
 
@@ -63,7 +64,7 @@ async def login_page(request: web.Request) -> web.Response:
 
 
 async def login_submit(request: web.Request) -> web.Response:
-    form = await request.post()
+    form = await read_form(request)
     email, next_path = _field(form, "email"), safe_next(_field(form, "next"))
     try:
         issued, _identity = await accounts.login(
@@ -91,7 +92,7 @@ async def register_page(request: web.Request) -> web.Response:
 
 
 async def register_submit(request: web.Request) -> web.Response:
-    form = await request.post()
+    form = await read_form(request)
     email, name, password = _field(form, "email"), _field(form, "name"), _field(form, "password")
     pool, settings = request.app[keys.db_pool], request.app[keys.settings]
     try:

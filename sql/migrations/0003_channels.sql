@@ -19,32 +19,67 @@ CREATE TABLE image_geometry (
 );
 
 -- Readiness per product has to be fast at shop scale (bench/readiness_bench.py: a page of the
--- board at 100,000 photos): it reads one row per product and status, not every photo. Each row
--- holds what any channel profile is checked against — the extremes of the counted photos'
--- sides, pixels and bytes, their formats, and the main photo (the first by position) with its
--- geometry. 'all' rows count every live photo; the others the photos of that status. Triggers
--- keep the rows of a code current on every change of its photos or their geometry, so no
--- writer can forget; they take the code's advisory lock (the one imports and edits take,
+-- board at 100,000 photos): it reads one row per product, not every photo. Each product (code
+-- with live photos) has four rows, one per status that can count ('approved', 'pending',
+-- 'rejected', and 'all' for every live photo), each holding what any channel profile is checked
+-- against: the extremes of those photos' sides, pixels and bytes, their formats, and the main
+-- photo (the first by position) with its geometry; a status without photos has photos = 0 and
+-- NULLs. Triggers keep a code's rows current on every change of its photos or their geometry,
+-- so no writer can forget; they take the code's advisory lock (the one imports and edits take,
 -- sql/queries/images.sql manage-lock-code), so two writers into one code refresh in turn.
 CREATE TABLE channel_products (
     code             text NOT NULL,
     status           text NOT NULL CHECK (status IN ('approved', 'pending', 'rejected', 'all')),
     product          text NOT NULL,
     photos           integer NOT NULL,
-    min_short        integer NOT NULL,   -- smallest shortest side
-    min_long         integer NOT NULL,   -- smallest longest side
-    max_long         integer NOT NULL,   -- largest longest side
-    max_pixels       bigint NOT NULL,
-    min_bytes        bigint NOT NULL,
-    max_bytes        bigint NOT NULL,
-    oblong           boolean NOT NULL,   -- a photo is not square
-    formats          text[] NOT NULL,
-    main_position    integer NOT NULL,
+    min_short        integer,            -- smallest shortest side
+    min_long         integer,            -- smallest longest side
+    max_long         integer,            -- largest longest side
+    max_pixels       bigint,
+    min_bytes        bigint,
+    max_bytes        bigint,
+    oblong           boolean,            -- a photo is not square
+    formats          text[],
+    main_position    integer,
     main_background  text,               -- NULL: the main photo is not measured yet
     main_fill        real,
     PRIMARY KEY (status, code)
-);
+) PARTITION BY LIST (status);
+-- A page reads one status: a partition each, so it scans a quarter of the rows' pages.
+CREATE TABLE channel_products_approved PARTITION OF channel_products FOR VALUES IN ('approved');
+CREATE TABLE channel_products_pending PARTITION OF channel_products FOR VALUES IN ('pending');
+CREATE TABLE channel_products_rejected PARTITION OF channel_products FOR VALUES IN ('rejected');
+CREATE TABLE channel_products_all PARTITION OF channel_products FOR VALUES IN ('all');
 CREATE INDEX channel_products_code ON channel_products (code);
+
+-- The rows of the codes matching p_code (NULL: every code), from the live photos.
+CREATE FUNCTION channel_products_rows(p_code text)
+RETURNS SETOF channel_products LANGUAGE sql STABLE AS $$
+    WITH x AS (
+        SELECT i.code, i.product, i.status, i.position, i.width, i.height, i.format,
+               i.file_size, g.background, g.fill
+          FROM images i
+          LEFT JOIN image_geometry g ON g.image_id = i.id AND g.sha256 = i.sha256
+         WHERE i.deleted_at IS NULL AND (p_code IS NULL OR i.code = p_code)
+    ), agg AS (
+        SELECT x.code, s.status, count(*)::int AS photos, min(least(x.width, x.height)) AS ms,
+               min(greatest(x.width, x.height)) AS ml, max(greatest(x.width, x.height)) AS xl,
+               max(x.width::bigint * x.height) AS xp, min(x.file_size) AS mb,
+               max(x.file_size) AS xb, bool_or(x.width <> x.height) AS ob,
+               array_agg(DISTINCT x.format) AS fm, min(x.position) AS mp,
+               (array_agg(x.background ORDER BY x.position))[1] AS bg,
+               (array_agg(x.fill ORDER BY x.position))[1] AS fl
+          FROM x CROSS JOIN LATERAL (VALUES (x.status), ('all')) AS s (status)
+         GROUP BY x.code, s.status
+    ), codes AS (
+        SELECT x.code, max(x.product) AS product FROM x GROUP BY x.code
+    )
+    SELECT c.code, st.status, c.product, coalesce(a.photos, 0), a.ms, a.ml, a.xl, a.xp, a.mb,
+           a.xb, a.ob, a.fm, a.mp, a.bg, a.fl
+      FROM codes c
+     CROSS JOIN (VALUES ('approved'), ('pending'), ('rejected'), ('all')) AS st (status)
+      LEFT JOIN agg a ON a.code = c.code AND a.status = st.status;
+$$;
 
 CREATE FUNCTION channel_products_refresh(p_code text) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
@@ -53,42 +88,14 @@ BEGIN
     END IF;
     PERFORM pg_advisory_xact_lock(hashtextextended('ecogram.code:' || p_code, 0));
     DELETE FROM channel_products WHERE code = p_code;
-    INSERT INTO channel_products (code, status, product, photos, min_short, min_long, max_long,
-                                  max_pixels, min_bytes, max_bytes, oblong, formats,
-                                  main_position, main_background, main_fill)
-    SELECT p_code, s.status, max(x.product), count(*), min(least(x.width, x.height)),
-           min(greatest(x.width, x.height)), max(greatest(x.width, x.height)),
-           max(x.width::bigint * x.height), min(x.file_size), max(x.file_size),
-           bool_or(x.width <> x.height), array_agg(DISTINCT x.format), min(x.position),
-           (array_agg(x.background ORDER BY x.position))[1],
-           (array_agg(x.fill ORDER BY x.position))[1]
-      FROM (SELECT i.*, g.background, g.fill
-              FROM images i
-              LEFT JOIN image_geometry g ON g.image_id = i.id AND g.sha256 = i.sha256
-             WHERE i.code = p_code AND i.deleted_at IS NULL) x
-     CROSS JOIN LATERAL (VALUES (x.status), ('all')) AS s (status)
-     GROUP BY s.status;
+    INSERT INTO channel_products SELECT * FROM channel_products_rows(p_code);
 END;
 $$;
 
 CREATE FUNCTION channel_products_rebuild() RETURNS void LANGUAGE sql AS $$
     -- Every code at once (this migration; bulk loads that skipped the triggers).
     TRUNCATE channel_products;
-    INSERT INTO channel_products (code, status, product, photos, min_short, min_long, max_long,
-                                  max_pixels, min_bytes, max_bytes, oblong, formats,
-                                  main_position, main_background, main_fill)
-    SELECT x.code, s.status, max(x.product), count(*), min(least(x.width, x.height)),
-           min(greatest(x.width, x.height)), max(greatest(x.width, x.height)),
-           max(x.width::bigint * x.height), min(x.file_size), max(x.file_size),
-           bool_or(x.width <> x.height), array_agg(DISTINCT x.format), min(x.position),
-           (array_agg(x.background ORDER BY x.position))[1],
-           (array_agg(x.fill ORDER BY x.position))[1]
-      FROM (SELECT i.*, g.background, g.fill
-              FROM images i
-              LEFT JOIN image_geometry g ON g.image_id = i.id AND g.sha256 = i.sha256
-             WHERE i.deleted_at IS NULL) x
-     CROSS JOIN LATERAL (VALUES (x.status), ('all')) AS s (status)
-     GROUP BY x.code, s.status;
+    INSERT INTO channel_products SELECT * FROM channel_products_rows(NULL);
 $$;
 
 CREATE FUNCTION channel_products_on_images() RETURNS trigger LANGUAGE plpgsql AS $$

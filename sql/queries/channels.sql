@@ -44,15 +44,14 @@ RETURNING image_id;
 -- One row: the number of products matching (after :ready), a summary (products and photos per
 -- finding mask, before :ready) and the page's products with their counted photos.
 -- Findings are bits (ecogram/catalog/channels.py FINDINGS says which bit is which and which
--- are fixable). A product's mask comes from its channel_products rows (one per status, kept by
+-- are fixable). A product's mask comes from its channel_products row for :status (kept by
 -- triggers: sql/migrations/0003_channels.sql), so the totals read one row per product; the
 -- page's photos are then judged one by one with the same rules (`photos` below), and a test
 -- checks that a product's mask is its photos' masks together. The main photo is the first
 -- counted one by position. A NULL figure (the channel sets no such rule) makes its comparison
 -- NULL, which is no finding.
 WITH products AS (
-    SELECT a.code, a.product, coalesce(s.photos, 0) AS photos, s.main_position,
-           coalesce(
+    SELECT s.code, s.product, s.photos, s.main_position,
              (CASE WHEN (CASE WHEN :square::boolean THEN s.min_long ELSE s.min_short END)
                         < :min_side::int THEN 1 ELSE 0 END)
            | (CASE WHEN s.max_long > :max_side::int THEN 2 ELSE 0 END)
@@ -61,20 +60,19 @@ WITH products AS (
            | (CASE WHEN NOT s.formats <@ :formats::text[] THEN 16 ELSE 0 END)
            | (CASE WHEN s.max_bytes > :max_bytes::bigint THEN 32 ELSE 0 END)
            | (CASE WHEN s.min_bytes < :min_bytes::bigint THEN 64 ELSE 0 END)
-           | (CASE WHEN s.code IS NULL THEN 0
+           | (CASE WHEN s.photos = 0 THEN 0
                    WHEN s.main_background IS NULL
                         AND (:white_main::boolean OR :fill::real IS NOT NULL) THEN 2048
                    WHEN :white_main::boolean AND s.main_background = 'near_white' THEN 128
                    WHEN :white_main::boolean AND s.main_background = 'other' THEN 256
                    ELSE 0 END)
            | (CASE WHEN s.main_background IN ('white', 'near_white')
-                        AND s.main_fill < :fill::real THEN 512 ELSE 0 END), 0)
-           | (CASE WHEN coalesce(s.photos, 0) < :min_photos::int THEN 4096 ELSE 0 END)
-           | (CASE WHEN coalesce(s.photos, 0) > :max_photos::int THEN 8192 ELSE 0 END) AS mask
-      FROM channel_products a
-      LEFT JOIN channel_products s ON s.code = a.code AND s.status = :status
-     WHERE a.status = 'all'
-       AND (:codes::text[] IS NULL OR a.code = ANY(:codes))
+                        AND s.main_fill < :fill::real THEN 512 ELSE 0 END)
+           | (CASE WHEN s.photos < :min_photos::int THEN 4096 ELSE 0 END)
+           | (CASE WHEN s.photos > :max_photos::int THEN 8192 ELSE 0 END) AS mask
+      FROM channel_products s
+     WHERE s.status = :status
+       AND (:codes::text[] IS NULL OR s.code = ANY(:codes))
 ), filtered AS (
     SELECT p.* FROM products p
      WHERE :ready::boolean IS NULL OR ((p.mask & ~:fixable::int) = 0) = :ready::boolean

@@ -164,6 +164,8 @@ async def test_every_finding_from_real_photos(client, add, conn, settings):
                     joined |= photo["mask"]
                 assert item["mask"] & ~count_bits == joined, (channel, status, item)
 
+    await _stored_rows_are_what_a_rebuild_gives(conn)
+
     # The sentences carry the figures.
     (small,) = by_code["B-SMALL"]["images"][0]["findings"]
     assert small["message"] == ("The photo is 300 × 300 px; Test Shop needs at least 400 px on "
@@ -360,3 +362,103 @@ def test_readiness_query_refuses_bad_values():
         with pytest.raises(AppError) as caught:
             ReadinessQuery(**kwargs)
         assert caught.value.status == 422 and field in caught.value.details["fields"]
+
+
+async def _stored_rows_are_what_a_rebuild_gives(conn) -> None:
+    differ = await conn.fetch(
+        "(SELECT * FROM channel_products EXCEPT SELECT * FROM channel_products_rows(NULL)) "
+        "UNION ALL "
+        "(SELECT * FROM channel_products_rows(NULL) EXCEPT SELECT * FROM channel_products)")
+    assert differ == []
+
+
+async def test_the_triggers_follow_edits_moves_deletes_and_purges(client, add, conn, settings,
+                                                                  login_as):
+    first = await add("A-1", product_photo(1))
+    second = await add("A-1", product_photo(2, 300, 300))
+    third = await add("B-1", product_photo(3, background=(128, 128, 128)))
+    await _stored_rows_are_what_a_rebuild_gives(conn)
+    assert await conn.fetchval("SELECT count(*) FROM channel_products") == 8  # 2 codes × 4
+    importer, admin = await login_as("importer"), await login_as("admin")
+
+    async def verdicts(status: str = "approved") -> dict[str, tuple[bool, int]]:
+        page = await _page(conn, settings, status=status)
+        return {i["code"]: (i["ready"], i["photos"]) for i in page["items"]}
+
+    assert await verdicts() == {"A-1": (False, 2), "B-1": (False, 1)}
+    # Move the small photo to B-1 (an importer's edit sends it back to review or keeps it: ask
+    # the record), then reorder B-1 so it comes first.
+    response = await client.patch(f"/api/v1/images/{second['id']}", json={"code": "B-1"},
+                                  headers=importer)
+    assert response.status == 200, await response.text()
+    await client.app[keys.geometry].drain()
+    await _stored_rows_are_what_a_rebuild_gives(conn)
+    moved = await response.json()
+    assert (await verdicts("all"))["A-1"] == (True, 1)
+    assert (await verdicts("all"))["B-1"] == (False, 2)
+    response = await client.patch(f"/api/v1/images/{moved['id']}", json={"position": 1},
+                                  headers=importer)
+    assert response.status == 200, await response.text()
+    await client.app[keys.geometry].drain()
+    await _stored_rows_are_what_a_rebuild_gives(conn)
+    # Delete and purge: the product goes when its last photo does.
+    assert (await client.delete(f"/api/v1/images/{first['id']}", headers=admin)).status == 204
+    await _stored_rows_are_what_a_rebuild_gives(conn)
+    assert "A-1" not in await verdicts("all")
+    response = await client.post(f"/api/v1/images/{third['id']}/purge", headers=admin)
+    assert response.status == 204
+    await _stored_rows_are_what_a_rebuild_gives(conn)
+    assert set(await verdicts("all")) == {"B-1"}
+
+
+def test_numbers_in_sentences_read_as_babel_writes_them():
+    from babel import numbers as babel_numbers
+
+    for lang in ("en", "pt_BR"):
+        for value in (0, 7, 999, 1000, 1234567, 64_000_000):
+            assert channels._number(value, lang) == babel_numbers.format_decimal(
+                value, locale=lang)
+        for value in (1.0, 2.5, 10.04, 1234.56, 999.96):
+            assert channels._number(value, lang, 1) == babel_numbers.format_decimal(
+                value, "#,##0.#", locale=lang), (value, lang)
+    assert channels._bytes(2_000_000, "pt_BR") == "2 MB"
+    assert channels._bytes(2_450_000, "pt_BR") == "2,5 MB"
+    assert channels._bytes(512, "en") == "512 B"
+
+
+async def test_the_recorder_measures_one_photo_at_a_time(client, add, conn, settings, clean_db):
+    """A bulk approval fires the hook for every photo; their originals are read one by one."""
+    import threading
+
+    ids = [(await add(f"P-{n}", product_photo(n), status="pending"))["id"] for n in range(4)]
+
+    class Counting(ThreadPoolExecutor):
+        def __init__(self) -> None:
+            super().__init__(4)
+            self.running = self.most = 0
+            self.lock = threading.Lock()
+
+        def submit(self, fn, /, *args, **kwargs):
+            def counted():
+                with self.lock:
+                    self.running += 1
+                    self.most = max(self.most, self.running)
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    with self.lock:
+                        self.running -= 1
+            return super().submit(counted)
+
+    pool = await db.create_pool(clean_db, 1, 4)
+    try:
+        with Counting() as executor:
+            recorder = channels.GeometryRecorder(pool, executor, qc_limits(settings))
+            for image_id in ids:
+                await recorder.on_event(image_id)
+            await recorder.drain()
+            await recorder.close()
+        assert executor.most == 1
+    finally:
+        await pool.close()
+    assert await conn.fetchval("SELECT count(*) FROM image_geometry") == 4

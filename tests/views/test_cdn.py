@@ -277,3 +277,12 @@ async def test_placeholder(client, login_as):
     bad = await client.get("/img/PH-1/placeholder?w=3")
     assert bad.status == 400
     assert_error(await bad.json(), "invalid_parameter")
+
+
+@pytest.mark.parametrize("path", ["/img/SKU%00", "/img/SKU%001/1", "/img/%00/placeholder",
+                                  "/img/A%00B/2/placeholder", "/img/SKU%00?w=400"])
+async def test_a_nul_in_the_code_is_a_404_not_a_database_error(client, path):
+    # PostgreSQL text cannot hold a NUL: asked as is, it was a 500.
+    response = await client.get(path)
+    assert response.status == 404
+    assert_error(await response.json(), "not_found")
