@@ -12,14 +12,28 @@ from ecogram import keys
 from ecogram.catalog import channel_ids, channels
 from ecogram.catalog.channel_ids import MAX_CSV_BYTES
 from ecogram.errors import AppError
-from ecogram.views.api_auth import read_json
+from ecogram.inputs import (
+    body_too_large,
+    check_text,
+    multipart,
+    next_part,
+    read_body,
+    read_chunk,
+    read_json,
+    skip_part,
+)
 from ecogram.views.api_images import codes_param, int_param
-from ecogram.views.api_imports import _multipart, _parts, _read_small
+
+MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the file
 
 
 def _channel(request: web.Request) -> str:
     profiles = request.app[keys.settings].channel_profiles
     return channels.find_profile(profiles, request.match_info["id"]).id
+
+
+def _code(request: web.Request) -> str:
+    return check_text(request.match_info["code"], "code")
 
 
 async def list_ids(request: web.Request) -> web.Response:
@@ -34,7 +48,7 @@ async def list_ids(request: web.Request) -> web.Response:
 async def get_id(request: web.Request) -> web.Response:
     channel = _channel(request)
     async with request.app[keys.db_pool].acquire() as conn:
-        body = await channel_ids.get(conn, channel, request.match_info["code"])
+        body = await channel_ids.get(conn, channel, _code(request))
     return web.json_response(body)
 
 
@@ -43,35 +57,40 @@ async def put_id(request: web.Request) -> web.Response:
     body = await read_json(request)
     async with request.app[keys.db_pool].acquire() as conn:
         saved = await channel_ids.put(conn, request[keys.user], channel,
-                                      request.match_info["code"], body.get("external_id"))
+                                      _code(request), body.get("external_id"))
     return web.json_response(saved)
 
 
 async def delete_id(request: web.Request) -> web.Response:
     channel = _channel(request)
     async with request.app[keys.db_pool].acquire() as conn:
-        await channel_ids.delete(conn, request[keys.user], channel, request.match_info["code"])
+        await channel_ids.delete(conn, request[keys.user], channel, _code(request))
     return web.Response(status=204)
 
 
 async def _csv_body(request: web.Request) -> bytes:
-    """The CSV, read with its size limit checked before and while the bytes arrive."""
-    if request.content_length is not None and request.content_length > MAX_CSV_BYTES + 64 * 1024:
-        raise AppError(413, "too_large", "The CSV is too large.", {"limit": MAX_CSV_BYTES})
+    """The CSV, its size checked before and while the bytes arrive (``ecogram.inputs``)."""
     if request.content_type.startswith("multipart/form-data"):
-        async for part in _parts(await _multipart(request)):
-            if part.name == "file":
-                return await _read_small(part, MAX_CSV_BYTES, "file")
-            await part.release()
+        if request.content_length is not None and \
+                request.content_length > MAX_CSV_BYTES + MULTIPART_SLACK:
+            raise body_too_large(request, MAX_CSV_BYTES + MULTIPART_SLACK)
+        reader = await multipart(request, "CSV")
+        while (part := await next_part(request, reader)) is not None:
+            if part.name != "file":
+                await skip_part(request, part)
+                continue
+            data = bytearray()
+            while chunk := await read_chunk(request, part, 64 * 1024):
+                data += chunk
+                if len(data) > MAX_CSV_BYTES:
+                    raise body_too_large(request, MAX_CSV_BYTES)
+            return bytes(data)
         raise AppError(422, "invalid_fields", "Send the CSV as the field 'file'.",
                        {"fields": {"file": "required"}})
     if request.content_type not in ("text/csv", "text/plain", "application/octet-stream"):
         raise AppError(415, "unsupported_type",
                        "Send the CSV as text/csv or as the multipart field 'file'.")
-    data = await request.content.read(MAX_CSV_BYTES + 1)
-    if len(data) > MAX_CSV_BYTES:
-        raise AppError(413, "too_large", "The CSV is too large.", {"limit": MAX_CSV_BYTES})
-    return data
+    return await read_body(request, MAX_CSV_BYTES)
 
 
 async def import_ids(request: web.Request) -> web.Response:
