@@ -86,6 +86,11 @@ def test_rendition_url_is_the_form_img_serves():
 
 async def test_vtex_spreadsheet_column_by_column(client, login_as, add, conn):
     made = await catalogue(add)
+    # The approval hooks measured every photo (readiness and the planned sizes read this).
+    measured = await conn.fetchval(
+        "SELECT count(*) FROM image_geometry g JOIN images i ON i.id = g.image_id "
+        "AND i.sha256 = g.sha256")
+    assert measured == 4
     reviewer = await login_as("reviewer")
     response = await client.put("/api/v1/channels/vtex/products/SHOE-1",
                                 json={"external_id": "1234"}, headers=reviewer)
