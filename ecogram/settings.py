@@ -349,7 +349,10 @@ class Settings:
             raise SettingsError("DATABASE_URL must be a postgresql:// URL")
         if self.db_pool_min > self.db_pool_max:
             raise SettingsError("ECOGRAM_DB_POOL_MIN must not exceed ECOGRAM_DB_POOL_MAX")
-        profiles = self.channel_profiles  # loads and checks ECOGRAM_CHANNELS_FILE
+        # Read and checked once, here: a file edited while the service runs changes nothing
+        # until the next start (as for every setting), and can never fail a request.
+        profiles = self._read_channel_profiles()
+        object.__setattr__(self, "_channel_profiles", profiles)
         unknown = [name for name in self.channels if name not in profiles]
         if unknown:
             raise SettingsError(
@@ -358,7 +361,12 @@ class Settings:
 
     @property
     def channel_profiles(self) -> dict[str, channel_profiles.Profile]:
-        """Every channel profile: the shipped ones with ECOGRAM_CHANNELS_FILE merged over them."""
+        """Every channel profile: the shipped ones with ECOGRAM_CHANNELS_FILE merged over them,
+        as read when these settings were validated."""
+        profiles = self.__dict__.get("_channel_profiles")
+        return dict(profiles) if profiles is not None else self._read_channel_profiles()
+
+    def _read_channel_profiles(self) -> dict[str, channel_profiles.Profile]:
         try:
             return channel_profiles.load_profiles(self.channels_file)
         except channel_profiles.ChannelsError as exc:

@@ -69,12 +69,18 @@ def test_an_override_file_merges_one_field_and_adds_a_channel(tmp_path):
     assert settings.channel_profiles["shopee"].max_photos == 8
 
 
-def test_an_edited_file_is_read_again(tmp_path):
+def test_an_edited_file_is_read_at_the_next_start_only(tmp_path):
     extra = tmp_path / "mine.toml"
     extra.write_text("[shopee]\nmax_photos = 8\n", encoding="utf-8")
-    assert load_profiles(extra)["shopee"].max_photos == 8
-    extra.write_text("[shopee]\nmax_photos = 7\n\n", encoding="utf-8")  # another size
-    assert load_profiles(extra)["shopee"].max_photos == 7
+    settings = Settings.from_env({"ECOGRAM_CHANNELS_FILE": str(extra)})
+    assert settings.channel_profiles["shopee"].max_photos == 8
+    # Broken while the service runs: the running settings keep what they read, no request fails.
+    extra.write_text("[shopee]\nmax_photos = -7\n\n", encoding="utf-8")
+    assert settings.channel_profiles["shopee"].max_photos == 8
+    extra.write_text("[shopee]\nmax_photos = 7\n", encoding="utf-8")
+    assert load_profiles(extra)["shopee"].max_photos == 7  # the loader sees the edit
+    assert Settings.from_env({"ECOGRAM_CHANNELS_FILE": str(extra)}).channel_profiles[
+        "shopee"].max_photos == 7
 
 
 @pytest.mark.parametrize(("text", "named"), [

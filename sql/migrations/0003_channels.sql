@@ -25,8 +25,10 @@ CREATE TABLE image_geometry (
 -- against: the extremes of those photos' sides, pixels and bytes, their formats, and the main
 -- photo (the first by position) with its geometry; a status without photos has photos = 0 and
 -- NULLs. Triggers keep a code's rows current on every change of its photos or their geometry,
--- so no writer can forget; they take the code's advisory lock (the one imports and edits take,
--- sql/queries/images.sql manage-lock-code), so two writers into one code refresh in turn.
+-- so no writer can forget. They run once per statement (a COPY of 100,000 photos refreshes each
+-- code once, set-based) and take the codes' advisory locks (the ones imports and edits take,
+-- sql/queries/images.sql manage-lock-code) in code order, so two writers into one code refresh
+-- in turn; a statement that touches more than 50 codes locks the table instead.
 CREATE TABLE channel_products (
     code             text NOT NULL,
     status           text NOT NULL CHECK (status IN ('approved', 'pending', 'rejected', 'all')),
@@ -52,15 +54,15 @@ CREATE TABLE channel_products_rejected PARTITION OF channel_products FOR VALUES 
 CREATE TABLE channel_products_all PARTITION OF channel_products FOR VALUES IN ('all');
 CREATE INDEX channel_products_code ON channel_products (code);
 
--- The rows of the codes matching p_code (NULL: every code), from the live photos.
-CREATE FUNCTION channel_products_rows(p_code text)
+-- The rows of the codes in p_codes (NULL: every code), from their live photos.
+CREATE FUNCTION channel_products_rows(p_codes text[])
 RETURNS SETOF channel_products LANGUAGE sql STABLE AS $$
     WITH x AS (
         SELECT i.code, i.product, i.status, i.position, i.width, i.height, i.format,
                i.file_size, g.background, g.fill
           FROM images i
           LEFT JOIN image_geometry g ON g.image_id = i.id AND g.sha256 = i.sha256
-         WHERE i.deleted_at IS NULL AND (p_code IS NULL OR i.code = p_code)
+         WHERE i.deleted_at IS NULL AND (p_codes IS NULL OR i.code = ANY(p_codes))
     ), agg AS (
         SELECT x.code, s.status, count(*)::int AS photos, min(least(x.width, x.height)) AS ms,
                min(greatest(x.width, x.height)) AS ml, max(greatest(x.width, x.height)) AS xl,
@@ -81,14 +83,26 @@ RETURNS SETOF channel_products LANGUAGE sql STABLE AS $$
       LEFT JOIN agg a ON a.code = c.code AND a.status = st.status;
 $$;
 
-CREATE FUNCTION channel_products_refresh(p_code text) RETURNS void LANGUAGE plpgsql AS $$
+CREATE FUNCTION channel_products_refresh(p_codes text[]) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    one text;
 BEGIN
-    IF p_code IS NULL THEN
+    IF p_codes IS NULL OR cardinality(p_codes) = 0 THEN
         RETURN;
     END IF;
-    PERFORM pg_advisory_xact_lock(hashtextextended('ecogram.code:' || p_code, 0));
-    DELETE FROM channel_products WHERE code = p_code;
-    INSERT INTO channel_products SELECT * FROM channel_products_rows(p_code);
+    IF cardinality(p_codes) <= 50 THEN
+        FOR one IN SELECT DISTINCT c FROM unnest(p_codes) AS c WHERE c IS NOT NULL ORDER BY c
+        LOOP
+            PERFORM pg_advisory_xact_lock(hashtextextended('ecogram.code:' || one, 0));
+        END LOOP;
+    ELSE
+        -- A bulk statement (a COPY, a bulk review): one lock instead of one per code, which
+        -- would fill PostgreSQL's lock table. It waits for the refreshes under way (their
+        -- DELETE/INSERT hold ROW EXCLUSIVE) and holds new ones off until this commits.
+        LOCK TABLE channel_products IN SHARE ROW EXCLUSIVE MODE;
+    END IF;
+    DELETE FROM channel_products WHERE code = ANY(p_codes);
+    INSERT INTO channel_products SELECT * FROM channel_products_rows(p_codes);
 END;
 $$;
 
@@ -98,38 +112,69 @@ CREATE FUNCTION channel_products_rebuild() RETURNS void LANGUAGE sql AS $$
     INSERT INTO channel_products SELECT * FROM channel_products_rows(NULL);
 $$;
 
-CREATE FUNCTION channel_products_on_images() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Statement triggers with transition tables: the codes a statement touched, refreshed once.
+CREATE FUNCTION channel_products_on_images_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        PERFORM channel_products_refresh(OLD.code);
-    END IF;
-    IF TG_OP = 'INSERT' OR (TG_OP = 'UPDATE' AND NEW.code IS DISTINCT FROM OLD.code) THEN
-        PERFORM channel_products_refresh(NEW.code);
-    END IF;
+    PERFORM channel_products_refresh(ARRAY(SELECT DISTINCT code FROM new_rows));
     RETURN NULL;
 END;
 $$;
-CREATE TRIGGER images_channel_products AFTER INSERT OR DELETE ON images
-    FOR EACH ROW EXECUTE FUNCTION channel_products_on_images();
--- Updates that change nothing readiness reads (exported_at, qc, alt, review notes) stay quiet.
+CREATE TRIGGER images_channel_products_insert AFTER INSERT ON images
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION channel_products_on_images_insert();
+
+CREATE FUNCTION channel_products_on_images_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM channel_products_refresh(ARRAY(SELECT DISTINCT code FROM old_rows));
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER images_channel_products_delete AFTER DELETE ON images
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION channel_products_on_images_delete();
+
+-- Updates that change nothing readiness reads (exported_at, qc, alt, review notes) refresh
+-- nothing.
+CREATE FUNCTION channel_products_on_images_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM channel_products_refresh(ARRAY(
+        SELECT DISTINCT code FROM (
+            SELECT o.code AS old_code, n.code AS new_code
+              FROM old_rows o JOIN new_rows n ON n.id = o.id
+             WHERE (o.code, o.product, o.position, o.status, o.deleted_at, o.width, o.height,
+                    o.format, o.file_size, o.sha256)
+                   IS DISTINCT FROM
+                   (n.code, n.product, n.position, n.status, n.deleted_at, n.width, n.height,
+                    n.format, n.file_size, n.sha256)
+        ) changed
+        CROSS JOIN LATERAL (VALUES (changed.old_code), (changed.new_code)) AS c (code)));
+    RETURN NULL;
+END;
+$$;
 CREATE TRIGGER images_channel_products_update AFTER UPDATE ON images
-    FOR EACH ROW
-    WHEN ((OLD.code, OLD.product, OLD.position, OLD.status, OLD.deleted_at, OLD.width,
-           OLD.height, OLD.format, OLD.file_size, OLD.sha256)
-          IS DISTINCT FROM
-          (NEW.code, NEW.product, NEW.position, NEW.status, NEW.deleted_at, NEW.width,
-           NEW.height, NEW.format, NEW.file_size, NEW.sha256))
-    EXECUTE FUNCTION channel_products_on_images();
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION channel_products_on_images_update();
 
 CREATE FUNCTION channel_products_on_geometry() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM channel_products_refresh(
-        (SELECT code FROM images WHERE id = CASE WHEN TG_OP = 'DELETE' THEN OLD.image_id
-                                                 ELSE NEW.image_id END));
+    IF TG_OP = 'DELETE' THEN
+        PERFORM channel_products_refresh(ARRAY(
+            SELECT DISTINCT i.code FROM old_rows r JOIN images i ON i.id = r.image_id));
+    ELSE
+        PERFORM channel_products_refresh(ARRAY(
+            SELECT DISTINCT i.code FROM new_rows r JOIN images i ON i.id = r.image_id));
+    END IF;
     RETURN NULL;
 END;
 $$;
-CREATE TRIGGER image_geometry_channel_products AFTER INSERT OR UPDATE OR DELETE
-    ON image_geometry FOR EACH ROW EXECUTE FUNCTION channel_products_on_geometry();
+CREATE TRIGGER image_geometry_channel_products_insert AFTER INSERT ON image_geometry
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION channel_products_on_geometry();
+CREATE TRIGGER image_geometry_channel_products_update AFTER UPDATE ON image_geometry
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION channel_products_on_geometry();
+CREATE TRIGGER image_geometry_channel_products_delete AFTER DELETE ON image_geometry
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION channel_products_on_geometry();
 
 SELECT channel_products_rebuild();

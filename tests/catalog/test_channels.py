@@ -462,3 +462,23 @@ async def test_the_recorder_measures_one_photo_at_a_time(client, add, conn, sett
     finally:
         await pool.close()
     assert await conn.fetchval("SELECT count(*) FROM image_geometry") == 4
+
+
+async def test_one_statement_over_many_codes_refreshes_them_all(conn):
+    """A COPY or a bulk review: one statement, more codes than the per-code locks allow."""
+    await conn.execute(
+        "INSERT INTO images (code, position, filename, format, mime, width, height, file_size, "
+        "sha256, phash, blurhash, color, importer) "
+        "SELECT 'BULK-' || n, 1, 'a.jpg', 'jpeg', 'image/jpeg', 600 + n, 600, 1000 + n, "
+        "md5(n::text), 0, 'L', '#ffffff', 'seed' FROM generate_series(1, 80) AS n")
+    await _stored_rows_are_what_a_rebuild_gives(conn)
+    assert await conn.fetchval("SELECT count(*) FROM channel_products") == 320
+    async with conn.transaction():
+        await conn.execute("UPDATE images SET status = 'approved' WHERE code LIKE 'BULK-%'")
+        await conn.execute("UPDATE images SET exported_at = now()")  # nothing readiness reads
+    await _stored_rows_are_what_a_rebuild_gives(conn)
+    assert await conn.fetchval(
+        "SELECT sum(photos) FROM channel_products WHERE status = 'approved'") == 80
+    await conn.execute("DELETE FROM images WHERE code IN ('BULK-1', 'BULK-2')")
+    await _stored_rows_are_what_a_rebuild_gives(conn)
+    assert await conn.fetchval("SELECT count(DISTINCT code) FROM channel_products") == 78
