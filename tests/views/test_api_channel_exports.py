@@ -484,3 +484,30 @@ async def test_cli_exports_a_channel(add, settings, conn, tmp_path, monkeypatch)
     assert (await conn.fetchval("SELECT actor FROM exports")).startswith("command line")
     code = await asyncio.to_thread(main, ["export", "--format", "renditions"])
     assert code == 1
+
+
+async def test_batches_do_not_change_the_output(client, login_as, add, monkeypatch):
+    """One product per batch (readiness, geometry and ids read per batch) or all at once: the
+    same rows."""
+    from ecogram.catalog import exports
+
+    await catalogue(add)
+    reviewer = await login_as("reviewer")
+    await client.put("/api/v1/channels/vtex/products/BAG-7", json={"external_id": "55"},
+                     headers=reviewer)
+    paths = ("/api/v1/exports/vtex?include_not_ready=true", "/api/v1/exports/google",
+             "/api/v1/exports/renditions?channel=vtex&include_not_ready=true")
+
+    async def rows(path: str) -> list:
+        data = await (await fetch(client, reviewer, path)).read()
+        if "vtex?" in path:
+            book = openpyxl.load_workbook(io.BytesIO(data), read_only=True)
+            return [list(r) for r in book.active.iter_rows(values_only=True)]
+        return data.decode().splitlines()
+
+    whole = {path: await rows(path) for path in paths}
+    assert all(len(found) > 2 for found in whole.values())
+    monkeypatch.setattr(exports.walk, "BATCH_ROWS", 1)
+    monkeypatch.setattr(exports.spreadsheet, "APPEND_ROWS", 1)  # rows to the thread one by one
+    for path, expected in whole.items():
+        assert await rows(path) == expected, path

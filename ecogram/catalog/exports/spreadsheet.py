@@ -42,6 +42,7 @@ from ecogram.catalog.exports.keys import ProductKeys, handle
 
 VTEX_HEADER = ["URL", "NomeImagem", "TextoImagem", "Label", "IdSku", "CodigoreferenciaSku"]
 SHEET = "Imagens"
+APPEND_ROWS = 200  # rows handed to the worker thread at a time
 MAX_SKU_DIGITS = 15  # a longer number would lose digits in a spreadsheet's float
 
 
@@ -87,8 +88,7 @@ async def write_vtex(export: ChannelExport, write: Write) -> dict[str, Any]:
     await keys.load(export.connect)
     book = Workbook(write_only=True)
     sheet = book.create_sheet(SHEET)
-    sheet.append(VTEX_HEADER + (REVIEW_COLUMNS if review else []))
-    rows: list[list[Any]] = []
+    rows: list[list[Any]] = [VTEX_HEADER + (REVIEW_COLUMNS if review else [])]
     async for product in export.products():
         key = keys.of(product.code)
         for photo in product.photos:
@@ -100,7 +100,7 @@ async def write_vtex(export: ChannelExport, write: Write) -> dict[str, Any]:
             if review:
                 row += ["true" if product.ready else "false", ";".join(photo.findings)]
             rows.append(row)
-        if len(rows) >= 200:
+        if len(rows) >= APPEND_ROWS:
             await loop.run_in_executor(None, _append, sheet, rows)
             rows = []
     with tempfile.TemporaryFile() as sink:
