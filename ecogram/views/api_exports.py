@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -62,7 +62,7 @@ async def export(request: web.Request) -> web.StreamResponse:
     return await _bounded(request, query, exports.run_export)
 
 
-def _flag(query, name: str) -> bool:
+def _flag(query: Mapping[str, str], name: str) -> bool:
     raw = text_param(query, name)
     if raw is None:
         return False
@@ -87,7 +87,11 @@ async def channel_export(request: web.Request) -> web.StreamResponse:
     return await _bounded(request, query, exports.run_channel_export)
 
 
-async def _bounded(request: web.Request, query, run) -> web.StreamResponse:
+Query = exports.ExportQuery | exports.ChannelExportQuery
+Run = Callable[..., Awaitable[int]]  # exports.run_export or exports.run_channel_export
+
+
+async def _bounded(request: web.Request, query: Query, run: Run) -> web.StreamResponse:
     """Run the export unless ``ECOGRAM_MAX_EXPORTS`` of this worker's stream already (429)."""
     app = request.app
     state = _state.get(app)
@@ -108,8 +112,8 @@ async def _bounded(request: web.Request, query, run) -> web.StreamResponse:
         state.streaming -= 1
 
 
-async def _stream(request: web.Request, query, connect: exports.Connect,
-                  run) -> web.StreamResponse:
+async def _stream(request: web.Request, query: Query, connect: exports.Connect,
+                  run: Run) -> web.StreamResponse:
     response = web.StreamResponse(headers={
         "Content-Type": exports.CONTENT_TYPES[query.format],
         "Content-Disposition": f'attachment; filename="{query.filename()}"',
