@@ -246,6 +246,9 @@ def _summary(groups: list[dict[str, Any]]) -> dict[str, Any]:
 async def fetch_masks(conn: asyncpg.Connection, profile: Profile,
                       query: ReadinessQuery) -> asyncpg.Record:
     """The query's row as SQL gives it: ``total``, ``summary`` and ``items`` with raw masks."""
+    # The products whose photos changed since the last reader: rebuilt and committed first, in
+    # a short transaction of their own (usually none, so a plain DELETE on an empty table).
+    await db.queries.channels_catch_up(conn)
     async with conn.transaction(readonly=True):
         await db.queries.manage_custom_plans(conn)
         return await db.queries.channels_readiness(
@@ -337,6 +340,8 @@ async def measure_one(pool: asyncpg.Pool, executor: Executor | None, limits: QCL
         return "failed"
     async with pool.acquire() as conn:
         saved = await _save(conn, image_id, row["sha256"], geometry)
+        # Keep the dirty list short where photos are approved but nobody opens the board.
+        await db.queries.channels_catch_up(conn)
     return "measured" if saved else "skipped"
 
 

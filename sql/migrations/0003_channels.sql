@@ -24,11 +24,15 @@ CREATE TABLE image_geometry (
 -- 'rejected', and 'all' for every live photo), each holding what any channel profile is checked
 -- against: the extremes of those photos' sides, pixels and bytes, their formats, and the main
 -- photo (the first by position) with its geometry; a status without photos has photos = 0 and
--- NULLs. Triggers keep a code's rows current on every change of its photos or their geometry,
--- so no writer can forget. They run once per statement (a COPY of 100,000 photos refreshes each
--- code once, set-based) and take the codes' advisory locks (the ones imports and edits take,
--- sql/queries/images.sql manage-lock-code) in code order, so two writers into one code refresh
--- in turn; a statement that touches more than 50 codes locks the table instead.
+-- NULLs.
+--
+-- Keeping them current: statement triggers on images and image_geometry append the codes a
+-- statement touched to channel_dirty, in the writer's transaction, so no writer can forget and
+-- the mark becomes visible exactly when the change does. Writers take no lock for it (nothing to
+-- wait for, nothing to deadlock with their own locks). The readers catch up first
+-- (channel_products_catch_up): they take the dirty codes, lock each under a key of its own
+-- ('ecogram.channels:' || code, never the imports' code lock, so a reader never waits for an
+-- import), and rebuild those codes' rows from what is committed.
 CREATE TABLE channel_products (
     code             text NOT NULL,
     status           text NOT NULL CHECK (status IN ('approved', 'pending', 'rejected', 'all')),
@@ -53,6 +57,11 @@ CREATE TABLE channel_products_pending PARTITION OF channel_products FOR VALUES I
 CREATE TABLE channel_products_rejected PARTITION OF channel_products FOR VALUES IN ('rejected');
 CREATE TABLE channel_products_all PARTITION OF channel_products FOR VALUES IN ('all');
 CREATE INDEX channel_products_code ON channel_products (code);
+
+-- Codes whose rows may be stale (duplicates allowed: no unique index, so writers never wait).
+CREATE TABLE channel_dirty (
+    code  text NOT NULL
+);
 
 -- The rows of the codes in p_codes (NULL: every code), from their live photos.
 CREATE FUNCTION channel_products_rows(p_codes text[])
@@ -83,98 +92,101 @@ RETURNS SETOF channel_products LANGUAGE sql STABLE AS $$
       LEFT JOIN agg a ON a.code = c.code AND a.status = st.status;
 $$;
 
-CREATE FUNCTION channel_products_refresh(p_codes text[]) RETURNS void LANGUAGE plpgsql AS $$
+-- Rebuild the rows of the dirty codes; returns how many codes. Readers call it before reading.
+CREATE FUNCTION channel_products_catch_up() RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
+    codes text[];
     one text;
 BEGIN
-    IF p_codes IS NULL OR cardinality(p_codes) = 0 THEN
-        RETURN;
+    WITH taken AS (DELETE FROM channel_dirty RETURNING code)
+    SELECT array_agg(DISTINCT code ORDER BY code) INTO codes FROM taken;
+    IF codes IS NULL THEN
+        RETURN 0;
     END IF;
-    IF cardinality(p_codes) <= 50 THEN
-        FOR one IN SELECT DISTINCT c FROM unnest(p_codes) AS c WHERE c IS NOT NULL ORDER BY c
-        LOOP
-            PERFORM pg_advisory_xact_lock(hashtextextended('ecogram.code:' || one, 0));
+    IF cardinality(codes) <= 50 THEN
+        FOREACH one IN ARRAY codes LOOP  -- in code order: two readers never wait in a circle
+            PERFORM pg_advisory_xact_lock(hashtextextended('ecogram.channels:' || one, 0));
         END LOOP;
     ELSE
-        -- A bulk statement (a COPY, a bulk review): one lock instead of one per code, which
-        -- would fill PostgreSQL's lock table. It waits for the refreshes under way (their
-        -- DELETE/INSERT hold ROW EXCLUSIVE) and holds new ones off until this commits.
+        -- Many codes (after a bulk load): one lock instead of filling the lock table. It
+        -- conflicts only with other readers' rebuilds (their DELETE/INSERT here).
         LOCK TABLE channel_products IN SHARE ROW EXCLUSIVE MODE;
     END IF;
-    DELETE FROM channel_products WHERE code = ANY(p_codes);
-    INSERT INTO channel_products SELECT * FROM channel_products_rows(p_codes);
+    DELETE FROM channel_products WHERE code = ANY(codes);
+    INSERT INTO channel_products SELECT * FROM channel_products_rows(codes);
+    RETURN cardinality(codes);
 END;
 $$;
 
 CREATE FUNCTION channel_products_rebuild() RETURNS void LANGUAGE sql AS $$
     -- Every code at once (this migration; bulk loads that skipped the triggers).
+    LOCK TABLE channel_products IN SHARE ROW EXCLUSIVE MODE;
+    TRUNCATE channel_dirty;
     TRUNCATE channel_products;
     INSERT INTO channel_products SELECT * FROM channel_products_rows(NULL);
 $$;
 
--- Statement triggers with transition tables: the codes a statement touched, refreshed once.
-CREATE FUNCTION channel_products_on_images_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Statement triggers with transition tables: the codes a statement touched, marked once.
+CREATE FUNCTION channel_dirty_on_images_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM channel_products_refresh(ARRAY(SELECT DISTINCT code FROM new_rows));
+    INSERT INTO channel_dirty (code) SELECT DISTINCT code FROM new_rows;
     RETURN NULL;
 END;
 $$;
-CREATE TRIGGER images_channel_products_insert AFTER INSERT ON images
+CREATE TRIGGER images_channel_dirty_insert AFTER INSERT ON images
     REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION channel_products_on_images_insert();
+    FOR EACH STATEMENT EXECUTE FUNCTION channel_dirty_on_images_insert();
 
-CREATE FUNCTION channel_products_on_images_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION channel_dirty_on_images_delete() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM channel_products_refresh(ARRAY(SELECT DISTINCT code FROM old_rows));
+    INSERT INTO channel_dirty (code) SELECT DISTINCT code FROM old_rows;
     RETURN NULL;
 END;
 $$;
-CREATE TRIGGER images_channel_products_delete AFTER DELETE ON images
+CREATE TRIGGER images_channel_dirty_delete AFTER DELETE ON images
     REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION channel_products_on_images_delete();
+    FOR EACH STATEMENT EXECUTE FUNCTION channel_dirty_on_images_delete();
 
--- Updates that change nothing readiness reads (exported_at, qc, alt, review notes) refresh
+-- Updates that change nothing readiness reads (exported_at, qc, alt, review notes) mark
 -- nothing.
-CREATE FUNCTION channel_products_on_images_update() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION channel_dirty_on_images_update() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM channel_products_refresh(ARRAY(
-        SELECT DISTINCT code FROM (
-            SELECT o.code AS old_code, n.code AS new_code
-              FROM old_rows o JOIN new_rows n ON n.id = o.id
-             WHERE (o.code, o.product, o.position, o.status, o.deleted_at, o.width, o.height,
-                    o.format, o.file_size, o.sha256)
-                   IS DISTINCT FROM
-                   (n.code, n.product, n.position, n.status, n.deleted_at, n.width, n.height,
-                    n.format, n.file_size, n.sha256)
-        ) changed
-        CROSS JOIN LATERAL (VALUES (changed.old_code), (changed.new_code)) AS c (code)));
+    INSERT INTO channel_dirty (code)
+    SELECT DISTINCT c.code
+      FROM old_rows o JOIN new_rows n ON n.id = o.id
+     CROSS JOIN LATERAL (VALUES (o.code), (n.code)) AS c (code)
+     WHERE (o.code, o.product, o.position, o.status, o.deleted_at, o.width, o.height, o.format,
+            o.file_size, o.sha256)
+           IS DISTINCT FROM
+           (n.code, n.product, n.position, n.status, n.deleted_at, n.width, n.height, n.format,
+            n.file_size, n.sha256);
     RETURN NULL;
 END;
 $$;
-CREATE TRIGGER images_channel_products_update AFTER UPDATE ON images
+CREATE TRIGGER images_channel_dirty_update AFTER UPDATE ON images
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION channel_products_on_images_update();
+    FOR EACH STATEMENT EXECUTE FUNCTION channel_dirty_on_images_update();
 
-CREATE FUNCTION channel_products_on_geometry() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION channel_dirty_on_geometry() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
-        PERFORM channel_products_refresh(ARRAY(
-            SELECT DISTINCT i.code FROM old_rows r JOIN images i ON i.id = r.image_id));
+        INSERT INTO channel_dirty (code)
+        SELECT DISTINCT i.code FROM old_rows r JOIN images i ON i.id = r.image_id;
     ELSE
-        PERFORM channel_products_refresh(ARRAY(
-            SELECT DISTINCT i.code FROM new_rows r JOIN images i ON i.id = r.image_id));
+        INSERT INTO channel_dirty (code)
+        SELECT DISTINCT i.code FROM new_rows r JOIN images i ON i.id = r.image_id;
     END IF;
     RETURN NULL;
 END;
 $$;
-CREATE TRIGGER image_geometry_channel_products_insert AFTER INSERT ON image_geometry
+CREATE TRIGGER image_geometry_channel_dirty_insert AFTER INSERT ON image_geometry
     REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION channel_products_on_geometry();
-CREATE TRIGGER image_geometry_channel_products_update AFTER UPDATE ON image_geometry
+    FOR EACH STATEMENT EXECUTE FUNCTION channel_dirty_on_geometry();
+CREATE TRIGGER image_geometry_channel_dirty_update AFTER UPDATE ON image_geometry
     REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION channel_products_on_geometry();
-CREATE TRIGGER image_geometry_channel_products_delete AFTER DELETE ON image_geometry
+    FOR EACH STATEMENT EXECUTE FUNCTION channel_dirty_on_geometry();
+CREATE TRIGGER image_geometry_channel_dirty_delete AFTER DELETE ON image_geometry
     REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION channel_products_on_geometry();
+    FOR EACH STATEMENT EXECUTE FUNCTION channel_dirty_on_geometry();
 
 SELECT channel_products_rebuild();

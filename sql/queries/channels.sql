@@ -40,12 +40,17 @@ SELECT id, sha256, :background, :fill, :box_left, :box_top, :box_width, :box_hei
        border = excluded.border, measured_at = now()
 RETURNING image_id;
 
+-- name: channels-catch-up$
+-- Rebuild channel_products for the codes changed since the last reader (migration 0003).
+SELECT channel_products_catch_up();
+
 -- name: channels-readiness^
 -- One row: the number of products matching (after :ready), a summary (products and photos per
 -- finding mask, before :ready) and the page's products with their counted photos.
 -- Findings are bits (ecogram/catalog/channels.py FINDINGS says which bit is which and which
--- are fixable). A product's mask comes from its channel_products row for :status (kept by
--- triggers: sql/migrations/0003_channels.sql), so the totals read one row per product; the
+-- are fixable). A product's mask comes from its channel_products row for :status (see
+-- sql/migrations/0003_channels.sql; channels-catch-up first), so the totals read one row per
+-- product; the
 -- page's photos are then judged one by one with the same rules (`photos` below), and a test
 -- checks that a product's mask is its photos' masks together. The main photo is the first
 -- counted one by position. A NULL figure (the channel sets no such rule) makes its comparison

@@ -365,6 +365,7 @@ def test_readiness_query_refuses_bad_values():
 
 
 async def _stored_rows_are_what_a_rebuild_gives(conn) -> None:
+    await conn.fetchval("SELECT channel_products_catch_up()")  # what every reader does first
     differ = await conn.fetch(
         "(SELECT * FROM channel_products EXCEPT SELECT * FROM channel_products_rows(NULL)) "
         "UNION ALL "
@@ -482,3 +483,29 @@ async def test_one_statement_over_many_codes_refreshes_them_all(conn):
     await conn.execute("DELETE FROM images WHERE code IN ('BULK-1', 'BULK-2')")
     await _stored_rows_are_what_a_rebuild_gives(conn)
     assert await conn.fetchval("SELECT count(DISTINCT code) FROM channel_products") == 78
+
+
+async def test_writers_never_wait_for_readiness_nor_deadlock_with_an_editor(conn, clean_db):
+    """An editor takes the product's code lock, then the photo's row; a reviewer's UPDATE of the
+    same photo (no code lock) used to wait for that code lock in the refresh while holding the
+    row: a deadlock. Marking the code dirty takes no lock, so the review commits at once."""
+    await conn.execute(
+        "INSERT INTO images (code, position, filename, format, mime, width, height, file_size, "
+        "sha256, phash, blurhash, color, importer) VALUES ('LOCK-1', 1, 'a.jpg', 'jpeg', "
+        "'image/jpeg', 600, 600, 1000, 'x', 0, 'L', '#ffffff', 'seed')")
+    editor, reviewer = await db.connect(clean_db), await db.connect(clean_db)
+    try:
+        async with editor.transaction():
+            await db.queries.manage_lock_code(editor, code="LOCK-1")
+            async with reviewer.transaction():
+                await asyncio.wait_for(reviewer.execute(
+                    "UPDATE images SET status = 'approved' WHERE code = 'LOCK-1'"), 5)
+            row = await asyncio.wait_for(
+                db.queries.manage_lock_image(editor, id=1), 5)
+            assert row["status"] == "approved"
+    finally:
+        await editor.close()
+        await reviewer.close()
+    await _stored_rows_are_what_a_rebuild_gives(conn)
+    assert await conn.fetchval(
+        "SELECT photos FROM channel_products WHERE status = 'approved'") == 1
