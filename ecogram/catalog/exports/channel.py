@@ -183,6 +183,9 @@ class ChannelWalk(Walk):
         # The previous batch is written whole before the next is read: its facts can go.
         for facts in (self.masks, self.photo_masks, self.mains, self.geometry, self.external):
             facts.clear()
+        # Readiness reads channel_products: the products changed since the last reader are
+        # rebuilt (and committed) first, then the batch and its facts are one snapshot.
+        await db.queries.channels_catch_up(conn)
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             batch = await super().read(conn, after)
             if not batch:
@@ -190,7 +193,7 @@ class ChannelWalk(Walk):
             codes = list(dict.fromkeys(r["code"] for r in batch))
             for start in range(0, len(codes), channels.MAX_PER_PAGE):
                 chunk = tuple(codes[start:start + channels.MAX_PER_PAGE])
-                found = await channels.fetch_masks(conn, self.profile, channels.ReadinessQuery(
+                found = await channels.read_masks(conn, self.profile, channels.ReadinessQuery(
                     codes=chunk, status=self.status, per_page=len(chunk)))
                 for item in found["items"]:
                     self.masks[item["code"]] = item["mask"]
