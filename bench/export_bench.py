@@ -71,9 +71,9 @@ async def _setup(session: aiohttp.ClientSession, base: str, url: str, rows: int)
         # The first thousand products get IMG-1's original: /img of one not served before
         # reads the database (its record and master), as a cold request does.
         await conn.execute(
-            "INSERT INTO originals (image_id, data, master, master_format, master_width, "
-            "master_height) SELECT i.id, o.data, o.master, o.master_format, o.master_width, "
-            "o.master_height FROM images i, originals o WHERE o.image_id = $1 "
+            "INSERT INTO originals (image_id, store, master_sha256, master_format, master_width, "
+            "master_height) SELECT i.id, o.store, o.master_sha256, o.master_format, "
+            "o.master_width, o.master_height FROM images i, originals o WHERE o.image_id = $1 "
             "AND i.code BETWEEN 'BULK-000001' AND 'BULK-001000'", record["id"])
         await conn.execute("ANALYZE images")
     finally:

@@ -11,6 +11,11 @@ database on the local PostgreSQL, starts a real `ecogram serve` on it with every
 the ZIP, and measures end to end: from the first byte sent to the 201 report. The server's peak
 RSS (the process tree, sampled every 20 ms with psutil) is recorded too. The database is dropped
 at the end. Writes bench/results/import-<date>-<time>.json.
+
+``--job N`` runs it as an import job instead: the server runs no jobs itself
+(ECOGRAM_JOB_WORKERS=0), N ``ecogram worker`` processes do; the ZIP (or ``--imports K`` ZIPs of
+an equal share of the photos, uploaded at once) goes with ``Prefer: respond-async`` (202), and
+the time runs from the first byte sent to the last report ``done``.
 """
 
 from __future__ import annotations
@@ -96,11 +101,12 @@ def free_port() -> int:
 
 
 class PeakRss(threading.Thread):
-    """Samples the RSS of a process and its children; keeps the peak."""
+    """Samples the RSS of processes (the server, the workers) and their children; keeps the
+    peak."""
 
-    def __init__(self, pid: int, interval: float = 0.02) -> None:
+    def __init__(self, *pids: int, interval: float = 0.02) -> None:
         super().__init__(daemon=True)
-        self.process = psutil.Process(pid)
+        self.processes = [psutil.Process(pid) for pid in pids]
         self.interval = interval
         self.peak = 0
         self.idle = 0
@@ -108,9 +114,11 @@ class PeakRss(threading.Thread):
 
     def sample(self) -> int:
         total = 0
-        for proc in (self.process, *self.process.children(recursive=True)):
+        for process in self.processes:
             with contextlib.suppress(psutil.NoSuchProcess):
-                total += proc.memory_info().rss
+                for proc in (process, *process.children(recursive=True)):
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        total += proc.memory_info().rss
         return total
 
     def run(self) -> None:
@@ -167,6 +175,60 @@ async def upload(base: str, zip_path: Path) -> tuple[dict, float]:
         return body, elapsed
 
 
+def split_zip(zip_path: Path, parts: int, workdir: Path) -> list[Path]:
+    """The archive's members in ``parts`` archives of an equal share (products kept whole)."""
+    if parts == 1:
+        return [zip_path]
+    paths = [workdir / f"part-{n}.zip" for n in range(parts)]
+    with zipfile.ZipFile(zip_path) as source:
+        infos = source.infolist()
+        share = -(-len(infos) // parts)
+        share += -share % 4  # 4 photos a product: a product in one part
+        for n, path in enumerate(paths):
+            with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as part:
+                for info in infos[n * share:(n + 1) * share]:
+                    part.writestr(info, source.read(info))
+    return paths
+
+
+async def upload_jobs(base: str, zip_paths: list[Path]) -> tuple[list[dict], float, float]:
+    """Upload every ZIP at once with Prefer: respond-async; poll each report until done.
+    The reports, the seconds until the last 202, and until the last report was done."""
+    timeout = aiohttp.ClientTimeout(total=3600)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        user = {"email": "bench@example.com", "name": "Bench", "password": PASSWORD}
+        async with session.post(f"{base}/api/v1/auth/register", json=user) as response:
+            assert response.status == 201, await response.text()
+        async with session.post(f"{base}/api/v1/auth/login", json=user) as response:
+            token = (await response.json())["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        started = time.perf_counter()
+
+        async def one(path: Path) -> tuple[str, float]:
+            with path.open("rb") as handle:
+                data = aiohttp.FormData()
+                data.add_field("archive", handle, filename=path.name,
+                               content_type="application/zip")
+                async with session.post(f"{base}/api/v1/imports", data=data,
+                                        headers={**headers, "Prefer": "respond-async"}) as r:
+                    body = await r.json()
+            assert r.status == 202, body
+            return r.headers["Location"], time.perf_counter() - started
+
+        queued = await asyncio.gather(*(one(path) for path in zip_paths))
+        accepted_at = max(seconds for _, seconds in queued)
+        reports = []
+        for location, _ in queued:
+            while True:
+                async with session.get(base + location, headers=headers) as response:
+                    report = await response.json()
+                if report["status"] in ("done", "interrupted"):
+                    break
+                await asyncio.sleep(0.2)
+            reports.append(report)
+        return reports, accepted_at, time.perf_counter() - started
+
+
 async def create_db(server_url: str, name: str) -> None:
     conn = await asyncpg.connect(server_url)
     try:
@@ -214,6 +276,11 @@ def main() -> int:
     parser.add_argument("--server-url", default=os.environ.get(
         "ECOGRAM_BENCH_SERVER_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--zip", type=Path, help="reuse (or keep) the generated ZIP here")
+    parser.add_argument("--job", type=int, default=0, metavar="N",
+                        help="run as an import job on N `ecogram worker` processes "
+                             "(default 0: in the request)")
+    parser.add_argument("--imports", type=int, default=1, metavar="K",
+                        help="with --job: split the photos into K ZIPs, uploaded at once")
     args = parser.parse_args()
 
     pyvips.cache_set_max(0)
@@ -242,30 +309,55 @@ def main() -> int:
         "ECOGRAM_DATA_DIR": str(workdir / "data"),
         "ECOGRAM_LOG_LEVEL": "warning",
     }
+    if args.job:
+        env["ECOGRAM_JOB_WORKERS"] = "0"  # the workers below run the jobs, not the server
+    else:
+        # In the request, as measured before import jobs existed: by default an import this
+        # large (over ECOGRAM_IMPORT_ASYNC_FILES / _MB) would be queued as a job.
+        env["ECOGRAM_IMPORT_ASYNC_FILES"] = env["ECOGRAM_IMPORT_ASYNC_MB"] = "1000000"
     with (workdir / "server.log").open("w") as log:
         server = subprocess.Popen(
             [sys.executable, "-m", "ecogram", "serve", "--port", str(port)],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log,
         )
+    workers: list[subprocess.Popen] = []
     base = f"http://127.0.0.1:{port}"
     try:
         asyncio.run(wait_ready(base, server, workdir / "server.log"))
-        rss = PeakRss(server.pid)
+        for n in range(args.job):
+            with (workdir / f"worker-{n}.log").open("w") as log:
+                workers.append(subprocess.Popen(
+                    [sys.executable, "-m", "ecogram", "worker", "--jobs", "1"],
+                    cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log))
+        time.sleep(3 if workers else 0)  # the workers connect and listen
+        pids = [server.pid, *(w.pid for w in workers)]
+        rss = PeakRss(*pids)
         idle_rss = rss.sample()
         rss.start()
-        cpu_before = sum(psutil.Process(server.pid).cpu_times()[:2])
-        report, elapsed = asyncio.run(upload(base, zip_path))
+        cpu_before = sum(sum(psutil.Process(pid).cpu_times()[:2]) for pid in pids)
+        if args.job:
+            parts = split_zip(zip_path, args.imports, workdir)
+            reports, accepted_at, elapsed = asyncio.run(upload_jobs(base, parts))
+        else:
+            report, elapsed = asyncio.run(upload(base, zip_path))
+            reports, accepted_at = [report], None
         rss.stop()
-        cpu_after = sum(psutil.Process(server.pid).cpu_times()[:2])
+        cpu_after = sum(sum(psutil.Process(pid).cpu_times()[:2]) for pid in pids)
         stats = asyncio.run(db_sizes(env["DATABASE_URL"]))
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        for process in (*workers, server):
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
         asyncio.run(drop_db(args.server_url, name))
 
+    report = {k: sum(r[k] for r in reports) for k in ("accepted", "duplicate", "rejected")}
+    report["items"] = [line for r in reports for line in r["items"]]
+    report["created_at"] = min(r["created_at"] for r in reports)
+    report["finished_at"] = max(r["finished_at"] for r in reports)
+    report["statuses"] = sorted({r["status"] for r in reports})
     processing = (dt.datetime.fromisoformat(report["finished_at"])
                   - dt.datetime.fromisoformat(report["created_at"])).total_seconds()
     result = {
@@ -274,6 +366,13 @@ def main() -> int:
                     "load_average_before": load_before,
                     "python": platform.python_version(),
                     "memory_gb": round(psutil.virtual_memory().total / 2**30, 1)},
+        "mode": (f"job, {args.job} worker{'s' if args.job > 1 else ''}, "
+                 f"{args.imports} import{'s' if args.imports > 1 else ''}"
+                 if args.job else "in the request"),
+        "statuses": report["statuses"],
+        # Each batch's own span: one worker runs two imports one after the other, two at once.
+        "batches": [{"files": len(r["items"]), "created_at": r["created_at"],
+                     "finished_at": r["finished_at"]} for r in reports],
         "photos": args.count,
         "zip_mb": round(zip_path.stat().st_size / 1e6, 1),
         "photo_mb": round(photo_bytes / 1e6, 1),
@@ -286,14 +385,16 @@ def main() -> int:
         # the rest of the end-to-end time is the upload, streamed to a temporary file.
         "processing_seconds": round(processing, 2),
         "upload_seconds": round(elapsed - processing, 2),
+        # A job: the time until the last 202 (the upload stored in PostgreSQL, the job queued).
+        "accepted_202_seconds": round(accepted_at, 2) if accepted_at is not None else None,
         "photos_per_second": round(report["accepted"] / elapsed, 1),
-        "server_cpu_seconds": round(cpu_after - cpu_before, 1),
+        "server_cpu_seconds": round(cpu_after - cpu_before, 1),  # server + workers
         "postgres_cpu_seconds": round(stats["postgres_cpu_seconds"], 1),
         # CPU per photo (server + its database backends): 2 cores / this = the ceiling on an
         # otherwise idle 2-core machine, whatever else was running during the measurement.
         "cpu_ms_per_photo": round(
             (cpu_after - cpu_before + stats["postgres_cpu_seconds"]) / args.count * 1000, 1),
-        "server_idle_rss_mb": round(idle_rss / 2**20),
+        "server_idle_rss_mb": round(idle_rss / 2**20),  # server + workers
         "server_peak_rss_mb": round(rss.peak / 2**20),
     }
     rejected = [line for line in report["items"] if line["outcome"] == "rejected"][:5]

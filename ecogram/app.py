@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -14,9 +16,9 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from ecogram import db, i18n, keys
+from ecogram import db, i18n, jobs, keys, storage
 from ecogram.auth.throttle import login_throttle_context
-from ecogram.catalog import events
+from ecogram.catalog import events, originals
 from ecogram.catalog.channels import GeometryRecorder
 from ecogram.catalog.delivery import Delivery
 from ecogram.catalog.imports import qc_limits
@@ -80,10 +82,12 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> web
     )
     i18n.setup(app, env)  # the pages' languages (pt_BR, en), dates and numbers
     app.cleanup_ctx.append(_database(migrate))
+    app.cleanup_ctx.append(_storage)  # after _database: the sweep uses the pool
     app.cleanup_ctx.append(_vips_executor)
     app.cleanup_ctx.append(redis_context)  # the one Redis client (REDIS_URL), for both below
     app.cleanup_ctx.append(login_throttle_context)  # after _database: it uses the pool
     app.cleanup_ctx.append(_delivery)  # after the pool and the libvips pool it uses
+    app.cleanup_ctx.append(_job_worker)  # after the pool and the libvips pool it uses
     app.cleanup_ctx.append(_geometry)  # channel readiness: measure approved/changed photos
     setup_routes(app)
     app.router.add_static("/static", STATIC_DIR, name="static")
@@ -116,6 +120,23 @@ def _database(run_migrations: bool):
     return context
 
 
+async def _storage(app: web.Application) -> AsyncIterator[None]:
+    """Originals and masters (ecogram.storage): the object-store clients opened on this loop are
+    closed at the end; the sweep of objects no record names runs in the background."""
+    settings = app[keys.settings]
+    storage.configure(settings.storage_timeout)
+    sweeper = None
+    if settings.storage_sweep_interval > 0:
+        sweeper = asyncio.create_task(originals.sweep_forever(
+            app[keys.db_pool], settings.storage_url, settings.storage_sweep_interval))
+    yield
+    if sweeper is not None:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+    await storage.close()
+
+
 async def _vips_executor(app: web.Application) -> AsyncIterator[None]:
     """libvips releases the GIL, so a few threads use every core without blocking the loop."""
     vips.configure()  # one libvips thread per pool thread (see vips.configure)
@@ -125,6 +146,28 @@ async def _vips_executor(app: web.Application) -> AsyncIterator[None]:
     app[keys.vips_executor] = executor
     yield
     executor.shutdown(wait=True, cancel_futures=True)
+
+
+async def _job_worker(app: web.Application) -> AsyncIterator[None]:
+    """Import jobs, run in this process: ECOGRAM_JOB_WORKERS at once (0: none, they are left to
+    `ecogram worker` processes). Their own pool, so a job never starves requests of connections
+    (nor requests a job). Stopping lets a running job store the files in hand."""
+    settings = app[keys.settings]
+    if settings.job_workers == 0:
+        yield
+        return
+    pool = await db.create_pool(settings.database_url, 1, jobs.pool_size(settings.job_workers),
+                                settings.db_timeout)
+    worker = jobs.Worker(pool, settings, app[keys.vips_executor], settings.job_workers)
+    task = asyncio.create_task(worker.run())
+    try:
+        yield
+    finally:
+        worker.stop()
+        try:
+            await task
+        finally:
+            await pool.close()
 
 
 async def _delivery(app: web.Application) -> AsyncIterator[None]:

@@ -36,6 +36,8 @@ def configure_logging(level: str, *, human: bool) -> None:
     logging.basicConfig(level=level.upper(), format="%(message)s", stream=sys.stderr)
     # pgserver narrates every pg_ctl call at INFO; its warnings are what matter.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
+    # pgqueuer (import jobs) narrates each retry and dispatch; ecogram.jobs logs them as JSON.
+    logging.getLogger("pgqueuer").setLevel(logging.WARNING)
 
 
 def _port(raw: str) -> int:
@@ -136,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("w", "h", "dpr", "fit", "g", "fmt", "q", "bg", "v"):
         sign.add_argument(f"--{name}", metavar=name.upper())
     sign.set_defaults(handler=cmd_sign_url)
+    add_worker_command(commands)
+    add_storage_parser(commands)
 
     channels = commands.add_parser(
         "channels", help="sales channels (docs/channels.md)",
@@ -182,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"ecogram: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, human=args.command != "serve")
+    configure_logging(settings.log_level, human=args.command not in ("serve", "worker"))
     try:
         return args.handler(args, settings)
     except (UsageError, SettingsError) as exc:
@@ -356,11 +360,15 @@ async def _with_pool(settings: Settings, work):
         await db.migrate(conn)
     finally:
         await conn.close()
+    from ecogram import storage
+
+    storage.configure(settings.storage_timeout)
     pool = await db.create_pool(settings.database_url, 1, 4)
     try:
         with ThreadPoolExecutor(settings.render_threads, thread_name_prefix="vips") as executor:
             return await work(pool, executor)
     finally:
+        await storage.close()  # the object-store clients this command opened
         await pool.close()
 
 
@@ -415,11 +423,14 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     print_summary(report)
     url = served_url(settings.host, settings.port)
     print("The broken SOCK-005 photo is refused on purpose; the others wait for review.")
+    # The README starts `ecogram serve` first: say what to open, not to start it again.
     if has_admin:
-        print(f"Next: start `ecogram serve`, open {url}/login and sign in.")
+        print(f"Next: with `ecogram serve` running, open {url}/login (or the address it "
+              "printed) and sign in.")
     else:
-        print(f"Next: start `ecogram serve` and open {url}/register: nobody is admin yet, so "
-              "the first account registered there becomes admin.")
+        print(f"Next: with `ecogram serve` running, open {url}/register (or the address it "
+              "printed): nobody is admin yet, so the first account registered there becomes "
+              "admin.")
     return 0
 
 
@@ -510,6 +521,131 @@ def cmd_sign_url(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# --- worker: import jobs on this machine ---------------------------------------------------
+
+
+def add_worker_command(commands) -> None:
+    worker = commands.add_parser(
+        "worker", help="run import jobs on this machine (beside or instead of ecogram serve)",
+        description="Run import jobs from the queue until stopped. SIGTERM or Ctrl+C: the "
+                    "running jobs store the files in hand and go back to the queue, for another "
+                    "worker; a worker killed outright has its jobs resumed by another after "
+                    "ECOGRAM_JOB_STALL_SECONDS.")
+    worker.add_argument(
+        "--jobs", type=_positive, metavar="N",
+        help="jobs run at once (default: ECOGRAM_JOB_WORKERS, at least 1)")
+    worker.set_defaults(handler=cmd_worker)
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ecogram import jobs
+
+    jobs_at_once = args.jobs or max(settings.job_workers, 1)
+    settings = resolve_database(settings)
+
+    async def work() -> None:
+        await _migrate(settings.database_url)
+        pool = await db.create_pool(settings.database_url, 1, jobs.pool_size(jobs_at_once),
+                                    settings.db_timeout)
+        try:
+            with ThreadPoolExecutor(settings.render_threads,
+                                    thread_name_prefix="vips") as executor:
+                worker = jobs.Worker(pool, settings, executor, jobs_at_once)
+                loop = asyncio.get_running_loop()
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(signum, worker.stop)
+                print(f"ecogram worker: running import jobs, {jobs_at_once} at a time. Stop "
+                      "with Ctrl+C or SIGTERM.", file=sys.stderr, flush=True)
+                await worker.run()
+        finally:
+            await pool.close()
+
+    asyncio.run(work())
+    return 0
+
+
+# --- ecogram storage: where originals and masters are kept (docs/storage.md) ---------------------
+
+def add_storage_parser(commands) -> None:
+    store = commands.add_parser(
+        "storage", help="move originals between PostgreSQL and an object store; sweep orphans",
+        description="Originals and masters live in PostgreSQL or an S3-compatible object store "
+                    "(ECOGRAM_STORAGE_URL; see docs/storage.md).")
+    actions = store.add_subparsers(dest="action", required=True, metavar="ACTION")
+    move = actions.add_parser(
+        "migrate", help="move every photo's original and master to another store",
+        description="Copy each photo's objects to the target, check their sha256, point the "
+                    "record at the target, delete the source copy. Safe to interrupt and run "
+                    "again. Set ECOGRAM_STORAGE_URL to the target too, so new imports go there.")
+    move.add_argument("--to", required=True, metavar="URL", help="postgres or s3://bucket/prefix")
+    move.set_defaults(handler=cmd_storage_migrate)
+    sweep = actions.add_parser(
+        "sweep", help="remove stored objects that no record names",
+        description="Remove the objects no record names that are older than --min-age (a day "
+                    "by default), in every store a record names and in ECOGRAM_STORAGE_URL's.")
+    sweep.add_argument("--min-age", type=float, default=24 * 3600, metavar="SECONDS",
+                       help="only objects written at least this long ago (default: 86400)")
+    sweep.set_defaults(handler=cmd_storage_sweep)
+    store.set_defaults(commands=commands.choices)
+
+
+def cmd_storage_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from types import SimpleNamespace
+
+    from ecogram import storage
+    from ecogram.catalog import originals
+
+    try:
+        target = storage.location(args.to)
+    except ValueError as exc:
+        raise UsageError(f"--to {exc} (not {args.to!r})") from None
+    settings = resolve_database(settings)
+
+    async def work(pool, executor) -> originals.Moved:
+        async with pool.acquire() as conn:
+            total = await db.queries.storage_pending_count(conn, target=target)
+        bar = ProgressBar(total)
+        bar.counts = {"moved": 0, "skipped": 0}
+        seen = [0, 0]
+
+        def progress(moved: originals.Moved) -> None:
+            kind = "moved" if moved.moved > seen[0] else "skipped"
+            seen[:] = [moved.moved, len(moved.skipped)]
+            bar.update(SimpleNamespace(outcome=kind))
+
+        return await originals.migrate(pool, target, progress)
+
+    try:
+        moved = asyncio.run(_with_pool(settings, work))
+    except storage.StoreUnavailable:
+        print("ecogram: the object store cannot be reached; run the same command again later "
+              "(what was moved stays moved).", file=sys.stderr)
+        return 1
+    print(f"storage migrate: {moved.moved} photos moved to {target}"
+          + (f", {len(moved.skipped)} changed meanwhile (run again to move them)"
+             if moved.skipped else ""))
+    return 0 if not moved.skipped else 1
+
+
+def cmd_storage_sweep(args: argparse.Namespace, settings: Settings) -> int:
+    from ecogram import storage
+    from ecogram.catalog import originals
+
+    settings = resolve_database(settings)
+
+    async def work(pool, executor) -> int:
+        return await originals.sweep(pool, settings.storage_url, args.min_age)
+
+    try:
+        removed = asyncio.run(_with_pool(settings, work))
+    except storage.StoreUnavailable:
+        print("ecogram: the object store cannot be reached; try again later.", file=sys.stderr)
+        return 1
+    print(f"storage sweep: {removed} objects no record names removed")
+    return 0
 def cmd_channels_backfill(args: argparse.Namespace, settings: Settings) -> int:
     """Measure product, background and fill of every photo that has no geometry yet."""
     from ecogram.catalog import channels

@@ -96,9 +96,26 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
                 )
             log.info(json.dumps({"event": "migrated", "version": migration.version}))
             done.append(migration.version)
+        await install_job_queue(conn)
         return done
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_ID)
+
+
+async def install_job_queue(conn: asyncpg.Connection) -> None:
+    """The job queue's own tables (pgqueuer, ecogram/jobs.py), by its own installer, under the
+    migration lock: installed when missing, else brought up to the installed version's schema
+    (a no-op when it is already)."""
+    from pgqueuer.queries import Queries  # the job queue library; only migrations need it here
+
+    queue = Queries.from_asyncpg_connection(conn)
+    if not await queue.schema_is_installed():
+        async with conn.transaction():
+            await queue.install()
+        log.info(json.dumps({"event": "job_queue_installed"}))
+    elif (await queue.plan_upgrade()).statements:
+        await queue.upgrade()
+        log.info(json.dumps({"event": "job_queue_upgraded"}))
 
 
 async def schema_state(conn: asyncpg.Connection) -> tuple[int, int]:

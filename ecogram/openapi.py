@@ -290,10 +290,14 @@ SCHEMAS: dict[str, Any] = {
         "required": ["id", "status", "accepted", "duplicate", "rejected", "items"],
         "properties": {
             "id": {"type": "integer"},
-            "status": {"type": "string"},
+            "status": {"enum": ["queued", "running", "done", "interrupted"]},
             "accepted": {"type": "integer"},
             "duplicate": {"type": "integer"},
             "rejected": {"type": "integer"},
+            "files": {"type": ["integer", "null"],
+                      "description": "An import job's number of files (null otherwise)."},
+            "reason": {"type": ["string", "null"],
+                       "description": "Why an import job was interrupted (null otherwise)."},
             "items": {"type": "array", "items": {
                 "type": "object",
                 "required": ["seq", "filename", "outcome"],
@@ -500,7 +504,15 @@ OPERATIONS: dict[str, dict[str, Any]] = {
     "imports_create": {"summary": "Import a ZIP and/or CSV manifest", "requestBody": {
         "required": True, "content": {"multipart/form-data": {"schema": {
             "type": "object", "properties": {"archive": _BINARY, "manifest": _BINARY}}}}},
-        "responses": {"201": _json(_ref("ImportReport"))}},
+        "parameters": [{"name": "Prefer", "in": "header", "required": False,
+                        "schema": {"type": "string"},
+                        "description": "`respond-async`: run the import as a job (202)."}],
+        "responses": {
+            "201": _json(_ref("ImportReport"), "Imported in the request"),
+            "202": {**_json(_ref("ImportReport"), "Queued as an import job (status queued)"),
+                    "headers": {"Location": {"schema": {"type": "string"},
+                                             "description": "/api/v1/imports/{id}"}}},
+        }},
     "imports_get": {"summary": "An import batch report",
                     "responses": {"200": _json(_ref("ImportReport"))}},
     "auth_register": {"summary": "Register (the first user becomes admin)", "requestBody": {

@@ -4,6 +4,10 @@ The template context gets the localizer (gettext, dates, numbers) and the page's
 (the language switch comes back to it); the response says its language and carries the
 Content-Security-Policy and framing rules. Pages only: JSON and images need none of this, so
 /img pays nothing for it.
+
+An error page shows the signed-in user's menu when the auth guard has already checked the
+session for this request (a 404 of a record, a 403 of a role): no query of its own. Where it did
+not run (an address no route answers), the page offers the way home.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from ecogram import page_texts
+from ecogram import keys, page_texts
+from ecogram.auth.guard import csrf_token_for
+from ecogram.auth.roles import allows
 from ecogram.errors import AppError
 from ecogram.i18n import Localizer, localizer_for
 
@@ -58,6 +64,20 @@ class Texts:
         return page_texts.js_warnings(self.i18n)
 
 
+def signed_in(request: web.Request) -> dict[str, Any]:
+    """The menu's context for the user the guard verified on this request, if any."""
+    user = request.get(keys.user)
+    if user is None:
+        return {}
+    return {
+        "user": user,
+        "csrf_token": csrf_token_for(request),
+        "can_import": allows(user.role, "importer"),
+        "can_review": allows(user.role, "reviewer"),
+        "is_admin": allows(user.role, "admin"),
+    }
+
+
 def render_page(template: str, request: web.Request, context: Mapping[str, Any],
                 status: int = 200) -> web.Response:
     """Render ``template`` in the request's language.
@@ -71,6 +91,8 @@ def render_page(template: str, request: web.Request, context: Mapping[str, Any],
     error = context.get("error")
     if isinstance(error, AppError):
         extra["error"] = page_texts.page_error(localizer, error)
+        if "user" not in context:
+            extra.update(signed_in(request))
     response = aiohttp_jinja2.render_template(
         template, request, {**context, **extra}, status=status,
     )

@@ -7,6 +7,7 @@ docs/settings.md documents (a test fails when a setting or its default is missin
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -83,6 +84,19 @@ def _int_list(raw: str) -> tuple[int, ...]:
     return values
 
 
+def _networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    networks = []
+    for part in raw.split(","):
+        if not part.strip():
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part.strip(), strict=False))
+        except ValueError:
+            raise ValueError("must be IP addresses or networks (10.0.0.0/8) separated by "
+                             "commas") from None
+    return tuple(networks)
+
+
 def _word_list(raw: str) -> tuple[str, ...]:
     return tuple(part.strip().lower() for part in raw.split(",") if part.strip())
 
@@ -122,6 +136,21 @@ def _url(raw: str) -> str:
     if value and not re.match(r"^https?://[^/\s]+", value):
         raise ValueError("must be an http:// or https:// URL")
     return value
+
+
+def storage_location(raw: str | None) -> str:
+    """Where originals and masters are written: ``postgres`` (unset) or ``s3://bucket/prefix``."""
+    value = (raw or "").strip()
+    if value in ("", "postgres"):
+        return "postgres"
+    if not value.startswith("s3://"):
+        raise ValueError("must be unset, postgres, or s3://bucket/prefix")
+    bucket, _, prefix = value[len("s3://"):].partition("/")
+    prefix = prefix.strip("/")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
+        raise ValueError("must name a bucket (3 to 63 lower-case letters, digits, '.' or '-'): "
+                         "s3://bucket/prefix")
+    return f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
 
 
 def served_url(host: str, port: int) -> str:
@@ -201,6 +230,21 @@ class Settings:
         "ECOGRAM_MAX_FORM_KB", "64", "Largest page form or JSON request body, in KB (413 "
         "above); only upload routes take larger bodies.", _positive(_int))
 
+    storage_url: str = setting(
+        "ECOGRAM_STORAGE_URL", "", "Where originals and masters are written: unset (or "
+        "`postgres`) keeps them in PostgreSQL; `s3://bucket/prefix` puts them in an "
+        "S3-compatible object store, its endpoint and credentials from `AWS_ENDPOINT_URL`, "
+        "`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_REGION` (docs/storage.md).",
+        storage_location)
+    storage_timeout: float = setting(
+        "ECOGRAM_STORAGE_TIMEOUT", "10", "Longest time one object-store call may take, in "
+        "seconds; past it, or when the store refuses, the request answers 503 `unavailable`.",
+        _positive(_float))
+    storage_sweep_interval: int = setting(
+        "ECOGRAM_STORAGE_SWEEP_INTERVAL", "3600", "Seconds between two sweeps by `ecogram serve` "
+        "of stored objects no record names that are more than a day old (one process sweeps at "
+        "a time); 0 turns it off.", _int)
+
     # --- accounts ---------------------------------------------------------------------------
     registration: str = setting(
         "ECOGRAM_REGISTRATION", "open", "`open`: anyone may register (as viewer; while no "
@@ -220,6 +264,12 @@ class Settings:
         "ECOGRAM_COOKIE_SECURE", "auto", "Secure flag of the session cookie: `auto` (when the "
         "request came over HTTPS, X-Forwarded-Proto included), `true` or `false`.",
         _choice("auto", "true", "false"))
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = setting(
+        "ECOGRAM_TRUSTED_PROXIES", "", "Addresses or networks (CIDR) of the load balancers "
+        "and proxies in front of the service, comma-separated. A request from one of them "
+        "counts (sign-in throttling, the audit trail) under the nearest address in "
+        "X-Forwarded-For that is not one of them. Unset: the peer's address; X-Forwarded-For "
+        "is ignored.", _networks)
 
     # --- import and quality control -------------------------------------------------------
     max_upload_mb: int = setting(
@@ -256,6 +306,23 @@ class Settings:
     url_timeout: float = setting(
         "ECOGRAM_URL_TIMEOUT", "20", "Total time allowed to fetch one manifest URL, in seconds.",
         _positive(_float))
+
+    import_async_files: int = setting(
+        "ECOGRAM_IMPORT_ASYNC_FILES", "500", "`POST /api/v1/imports` with more files than this "
+        "runs as a job (202 at once) even without `Prefer: respond-async`: 500 photos take "
+        "15-40 s, inside a proxy's usual 60 s read timeout.", _positive(_int))
+    import_async_mb: int = setting(
+        "ECOGRAM_IMPORT_ASYNC_MB", "256", "`POST /api/v1/imports` with an archive larger than "
+        "this, in MB, runs as a job even without `Prefer: respond-async` (about 500 photos of "
+        "2 MP).", _positive(_int))
+    job_workers: int = setting(
+        "ECOGRAM_JOB_WORKERS", "1", "Import jobs each `ecogram serve` process runs at once; 0: "
+        "none (leave them to `ecogram worker` processes). `ecogram worker` runs this many too, "
+        "at least 1, unless --jobs says otherwise.", _int)
+    job_stall_seconds: int = setting(
+        "ECOGRAM_JOB_STALL_SECONDS", "30", "Seconds a running job may go without its "
+        "heartbeat (sent every half of this) before another worker takes it over: how soon a "
+        "job whose worker died is resumed.", _positive(_int))
 
     # --- export --------------------------------------------------------------------------------
     max_exports: int = setting(
@@ -347,6 +414,8 @@ class Settings:
             raise SettingsError("ECOGRAM_SECRET_KEY must be at least 32 bytes long")
         if self.database_url and not self.database_url.startswith(("postgresql://", "postgres://")):
             raise SettingsError("DATABASE_URL must be a postgresql:// URL")
+        if self.job_workers < 0:
+            raise SettingsError("ECOGRAM_JOB_WORKERS must be 0 or more")
         if self.db_pool_min > self.db_pool_max:
             raise SettingsError("ECOGRAM_DB_POOL_MIN must not exceed ECOGRAM_DB_POOL_MAX")
         # Read and checked once, here: a file edited while the service runs changes nothing

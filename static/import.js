@@ -8,7 +8,8 @@
 // "TEA-201.jpg" and "TEA-201_2.jpg" land at 1 and 2 whatever order they were dropped in.
 // Photo requests run one after another (a later drop's "_3" comes after an earlier "_2");
 // archives and manifests run in a lane of their own. A very large drop is split into requests
-// of at most MAX_FILES files / MAX_BYTES bytes, sent in order.
+// of at most MAX_FILES files / MAX_BYTES bytes, sent in order. An archive or a manifest runs
+// as an import job on the server: its line shows the counts growing until the job is done.
 (function () {
   "use strict";
   var form = document.getElementById("import-form");
@@ -201,6 +202,11 @@
     var body = null;
     try { body = JSON.parse(xhr.responseText); } catch (e) { body = null; }
     var report = null;
+    var location = xhr.getResponseHeader("Location");
+    if (xhr.status === 202 && body && location) {
+      follow(request, location, body);
+      return;
+    }
     if (xhr.status === 201 && body) report = body;
     else if (body && body.error && body.error.details && body.error.details.report) {
       report = body.error.details.report;
@@ -214,6 +220,40 @@
       request.items.forEach(function (item) { refuse(item, t.failed + " (" + xhr.status + ")"); });
     }
     updateSummary();
+  }
+
+  // An archive or manifest import runs as a job (202): poll its report, show the counts and
+  // the bar growing as files land, then its lines once it is done (or why it stopped).
+  var POLL_MS = 1500;
+  function follow(request, location, report) {
+    var item = request.items[0];
+    if (report.status === "done" || report.status === "interrupted") {
+      item.state.textContent = "";
+      if (report.items && report.items.length) showReport(request, report);
+      if (report.status === "interrupted") refuse(item, report.reason || t.failed);
+      updateSummary();
+      return;
+    }
+    var landed = report.accepted + report.duplicate + report.rejected;
+    item.progress.value = report.files ? Math.round(landed / report.files * 100) : 0;
+    item.state.textContent = t.processing + " " + t.summary
+      .replace("{accepted}", report.accepted)
+      .replace("{duplicate}", report.duplicate)
+      .replace("{rejected}", report.rejected) +
+      (report.files ? " (" + landed + "/" + report.files + ")" : "");
+    setTimeout(function () {
+      var poll = new XMLHttpRequest();
+      poll.open("GET", location);
+      poll.setRequestHeader("Accept", "application/json");
+      poll.addEventListener("load", function () {
+        var next = null;
+        try { next = JSON.parse(poll.responseText); } catch (e) { next = null; }
+        if (poll.status === 200 && next) follow(request, location, next);
+        else refuse(item, t.failed + " (" + poll.status + ")");
+      });
+      poll.addEventListener("error", function () { follow(request, location, report); });
+      poll.send();
+    }, POLL_MS);
   }
 
   function send(request) {
@@ -235,6 +275,8 @@
     xhr.open("POST", url);
     xhr.setRequestHeader("X-CSRF-Token", csrf);
     xhr.setRequestHeader("Accept", "application/json");
+    // Archives and manifests run as jobs: 202 at once, then their progress (follow).
+    if (request.lane !== "photos") xhr.setRequestHeader("Prefer", "respond-async");
     // The parts go in order: each file's bar follows its own share of the bytes sent.
     xhr.upload.addEventListener("progress", function (event) {
       if (!event.lengthComputable) return;

@@ -59,7 +59,7 @@ async def list_entries(
 ) -> tuple[list[dict[str, Any]], int]:
     actor_id = actor = None
     if query.actor:
-        if query.actor.isdigit() and len(query.actor) < 19:
+        if query.actor.isascii() and query.actor.isdigit() and len(query.actor) < 19:
             actor_id = int(query.actor)
         else:
             actor = query.actor

@@ -30,7 +30,7 @@ from typing import Any
 import asyncpg
 from babel import numbers as babel_numbers
 
-from ecogram import db
+from ecogram import db, storage
 from ecogram.channels import Profile
 from ecogram.errors import AppError, invalid
 from ecogram.imaging.probe import QCLimits
@@ -339,9 +339,15 @@ async def measure_one(pool: asyncpg.Pool, executor: Executor | None, limits: QCL
         return "skipped"
     loop = asyncio.get_running_loop()
     try:
+        # Through the pool: an object-store read holds no connection.
+        data = await storage.get(pool, row["store"], row["sha256"])
         geometry = await loop.run_in_executor(
-            executor, functools.partial(measure, bytes(row["data"]), limits=limits))
-    except AppError as error:
+            executor, functools.partial(measure, data, limits=limits))
+    except storage.MissingObject:
+        log.warning(json.dumps({"event": "geometry_failed", "image_id": image_id,
+                                "code": "missing_object"}))
+        return "failed"
+    except AppError as error:  # a damaged file, or the object store away (StoreUnavailable)
         log.warning(json.dumps({"event": "geometry_failed", "image_id": image_id,
                                 "code": error.code}))
         return "failed"

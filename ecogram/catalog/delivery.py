@@ -46,7 +46,7 @@ from typing import Any, NamedTuple
 import asyncpg
 from multidict import CIMultiDict, MultiDict
 
-from ecogram import db
+from ecogram import db, storage
 from ecogram.cache import (
     MISSING,
     ByteLRU,
@@ -533,7 +533,8 @@ class Delivery:
             row = await query(conn, id=resolved.id, version=resolved.version)
         if row is None:
             raise _Stale()
-        data = bytes(row[0])
+        # Read with the pool, not the connection above: an object store's read holds none.
+        data = await storage.get(self.pool, row["store"], row["key"])
         self.masters.put((resolved.id, resolved.version, kind), data, len(data))
         return data
 
@@ -667,7 +668,8 @@ class Delivery:
                 self.metrics.eager_renders.labels("failed").inc()
                 line = json.dumps({"event": "eager_render_failed", "image_id": image_id,
                                    "error": type(exc).__name__})
-                if db.is_unavailable(exc):  # the database is away: nothing to trace
+                if db.is_unavailable(exc) or isinstance(exc, storage.StoreUnavailable):
+                    # the database or the object store is away: nothing to trace
                     log.warning(line)
                 else:
                     log.exception(line)

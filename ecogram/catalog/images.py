@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import unicodedata
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -18,10 +19,10 @@ from typing import Any
 
 import asyncpg
 
-from ecogram import db
+from ecogram import db, storage
 from ecogram.auth.identity import Identity
 from ecogram.auth.roles import allows
-from ecogram.catalog import audit
+from ecogram.catalog import audit, originals
 from ecogram.catalog.events import Events
 from ecogram.catalog.imports import qc_limits
 from ecogram.catalog.sources import CODE_RE, MAX_ALT, MAX_PRODUCT
@@ -80,7 +81,7 @@ def _like_pattern(text: str) -> str:
 def _filters(query: ListQuery) -> dict[str, Any]:
     importer_id = importer = None
     if query.importer:
-        if query.importer.isdigit() and len(query.importer) < 19:
+        if query.importer.isascii() and query.importer.isdigit() and len(query.importer) < 19:
             importer_id = int(query.importer)
         else:
             importer = query.importer
@@ -139,7 +140,8 @@ async def get_original(conn: asyncpg.Connection, image_id: int) -> Original:
     row = await db.queries.manage_get_original(conn, id=image_id)
     if row is None:
         raise not_found("There is no image with this id.")
-    return Original(row["filename"], row["mime"], row["format"], bytes(row["data"]))
+    data = await storage.get(conn, row["store"], row["sha256"])
+    return Original(row["filename"], row["mime"], row["format"], data)
 
 
 # --- editing -----------------------------------------------------------------------------------
@@ -335,6 +337,7 @@ async def purge_image(
         live = row["deleted_at"] is None
         if live:
             row = await _lock_for_write(conn, image_id)
+        refs = await originals.refs_of(conn, image_id)
         purged = await db.queries.manage_purge(conn, id=image_id)
         if purged is None:  # purged by someone else meanwhile
             raise not_found("There is no image with this id.")
@@ -349,6 +352,8 @@ async def purge_image(
             target=f"{row['code']}/{row['position']}",
             details=audit.changes(snapshot, dict.fromkeys(snapshot)),
         )
+    if refs is not None:  # its objects, unless another record names them too
+        await originals.release(conn, refs["store"], originals.keys_of(refs))
     if events:
         await events.changed([image_id])
     return purged
@@ -407,6 +412,8 @@ async def replace_file(
     checked, master = await loop.run_in_executor(
         executor, inspect, data, qc_limits(settings), settings.master_side
     )
+    master_sha256 = await loop.run_in_executor(
+        executor, lambda: hashlib.sha256(master.data).hexdigest())
     filename = _clean_text("filename", filename or "upload", 255, required=True)
     async with conn.transaction():
         row = await _lock_for_write(conn, image_id)
@@ -416,14 +423,19 @@ async def replace_file(
             raise AppError(409, "duplicate", "This product already has this exact photo.",
                            {"existing_id": same})
         qc = await _qc_with_neighbours(conn, row, checked, settings)
+        old = await originals.refs_of(conn, image_id)  # the objects of the photo replaced
         updated = await db.queries.manage_replace_image(
             conn, id=image_id, filename=filename, format=checked.format, mime=checked.mime,
             width=checked.width, height=checked.height, file_size=checked.file_size,
             sha256=checked.sha256, phash=checked.phash, blurhash=checked.blurhash,
             color=checked.color, has_alpha=checked.has_alpha, qc=qc,
         )
+        # The new objects first, then the record that names them (ecogram.storage).
+        where = settings.storage_url
+        await storage.put(conn, where, checked.sha256, data)
+        await storage.put(conn, where, master_sha256, master.data)
         await db.queries.manage_replace_original(
-            conn, image_id=image_id, data=data, master=master.data,
+            conn, image_id=image_id, store=where, master_sha256=master_sha256,
             master_format=master.format, master_width=master.width,
             master_height=master.height,
         )
@@ -433,6 +445,8 @@ async def replace_file(
             details=audit.changes({k: row[k] for k in _REPLACED},
                                   {k: updated[k] for k in _REPLACED}),
         )
+    if old is not None:  # the old photo's objects, unless a record still names them
+        await originals.release(conn, old["store"], originals.keys_of(old))
     if events:
         await events.changed([image_id])
     return updated

@@ -6,6 +6,12 @@ and the master made in the libvips thread pool — while the files already prepa
 one at a time, in their order, each in its own transaction. Storing in order keeps "next free
 position" deterministic; preparing ahead keeps both cores busy while the database works.
 
+The order is the one the files ask for, not the one they came in (``storage_order``): a code's
+photos are stored by the position they ask for (by name, ``SKU_2.jpg``, or a ``position``
+field; none first), then by name. A position asked for is kept on the record
+(``requested_position``), so a photo that asked for a place past the code's end goes before it
+the moment a photo arrives for a place before it (``_placement``), in this batch or a later one.
+
 A file lands whole (image row, original and master, batch item, audit entry) or not at all, and
 whatever goes wrong with one file becomes that file's ``rejected`` line: the others go on.
 
@@ -23,13 +29,13 @@ import json
 import logging
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 import asyncpg
 
-from ecogram import db
+from ecogram import db, storage
 from ecogram.auth.identity import Identity
 from ecogram.auth.roles import ROLES, allows
 from ecogram.catalog import audit
@@ -87,6 +93,7 @@ class _Prepared:
     data: bytes
     probe: Probe
     master: Master
+    master_sha256: str
 
 
 Progress = Callable[[Outcome], None]
@@ -143,14 +150,57 @@ class ImportRun:
         self.batch_id = await leases.start(
             source=self.source, importer_id=self.actor.id, importer=self.actor.name
         )
-        completed = False
+        status = INTERRUPTED
+        try:
+            await self._drive(storage_order(items, self.settings.filename_pattern))
+            status = DONE
+        finally:
+            try:
+                async with self.pool.acquire() as conn:
+                    await self.finish(conn, status)
+            finally:
+                await leases.end(self.batch_id)
+        async with self.pool.acquire() as conn:
+            report = await batch_report(conn, self.batch_id, self.settings.public_url)
+        assert report is not None
+        return report
+
+    async def resume(
+        self, batch_id: int, items: Iterable[ImportItem], seen: set[int],
+        stop: asyncio.Event | None = None,
+    ) -> bool:
+        """Import the items of an existing batch whose lease the caller holds (an import job,
+        ``catalog/import_jobs.py``), all but those whose ``seq`` has a line already (``seen``),
+        in the batch's own order; True when every item was seen, False when ``stop`` was set
+        first (the files in hand are stored first). The caller ends the batch."""
+        self.batch_id = batch_id
+        ordered = storage_order(items, self.settings.filename_pattern)
+        return await self._drive([p for p in ordered if p.seq not in seen], stop)
+
+    async def finish(self, conn: asyncpg.Connection, status: str) -> None:
+        """End the batch (``done`` or ``interrupted``): its counts are those of its lines."""
+        await db.queries.import_finish_batch(conn, id=self.batch_id, status=status)
+        row = await db.queries.import_get_batch(conn, id=self.batch_id)
+        counts = {k: row[k] for k in (ACCEPTED, DUPLICATE, REJECTED)}
+        await audit.record(conn, self.actor, "import.batch", target=f"batch:{self.batch_id}",
+                           details={"batch_id": self.batch_id, "source": self.source,
+                                    "status": status, **counts})
+        log.info(json.dumps({"event": "import_batch", "batch_id": self.batch_id,
+                             "source": self.source, "status": status, **counts}))
+
+    async def _drive(self, ordered: list[Planned], stop: asyncio.Event | None = None) -> bool:
+        """Prepare and store the items; True when all were seen, False when stopped."""
         queue: asyncio.Queue[asyncio.Task | None] = asyncio.Queue(maxsize=self.concurrency)
-        counts = {ACCEPTED: 0, DUPLICATE: 0, REJECTED: 0}
+        stopped = False
 
         async def produce() -> None:
+            nonlocal stopped
             try:
-                for seq, item in enumerate(items, 1):
-                    await queue.put(asyncio.create_task(self._prepare(seq, item)))
+                for planned in ordered:
+                    if stop is not None and stop.is_set():
+                        stopped = True  # the files already in hand are still stored
+                        break
+                    await queue.put(asyncio.create_task(self._prepare(planned)))
             except asyncio.CancelledError:
                 raise  # the consumer is gone: nobody would read the end marker
             except BaseException:
@@ -175,7 +225,6 @@ class ImportRun:
                     outcome = prepared
                 if outcome.outcome != ACCEPTED:
                     await self._add_item(outcome)
-                counts[outcome.outcome] += 1
                 if self.on_progress is not None:
                     self.on_progress(outcome)
             finally:
@@ -209,7 +258,6 @@ class ImportRun:
         try:
             await consume()
             await producer
-            completed = True
         finally:
             if not producer.done():
                 producer.cancel()
@@ -222,43 +270,26 @@ class ImportRun:
                     task.cancel()
             if self._own_fetcher and self._fetcher is not None:
                 await self._fetcher.close()
-            status = DONE if completed else INTERRUPTED
-            try:
-                async with self.pool.acquire() as conn:
-                    await db.queries.import_finish_batch(conn, id=self.batch_id, status=status)
-                    await audit.record(conn, self.actor, "import.batch",
-                                       target=f"batch:{self.batch_id}",
-                                       details={"batch_id": self.batch_id, "source": self.source,
-                                                "status": status, **counts})
-            finally:
-                await leases.end(self.batch_id)
-        log.info(json.dumps({"event": "import_batch", "batch_id": self.batch_id,
-                             "source": self.source, "status": status, **counts}))
-        async with self.pool.acquire() as conn:
-            report = await batch_report(conn, self.batch_id, self.settings.public_url)
-        assert report is not None
-        return report
+                self._fetcher = None
+        return not stopped
 
     # --- prepare: bytes, early duplicate check, probe + master ---------------------------------
 
-    async def _prepare(self, seq: int, item: ImportItem) -> _Prepared | Outcome:
+    async def _prepare(self, planned: Planned) -> _Prepared | Outcome:
+        seq, item = planned.seq, planned.item
         try:
-            return await self._prepare_item(seq, item)
+            return await self._prepare_item(planned)
         except AppError as error:
             return Outcome.rejected(seq, _short_name(item.filename), error)
         except Exception:
             log.exception(json.dumps({"event": "import_prepare_failed", "seq": seq}))
             return Outcome.rejected(seq, _short_name(item.filename), _internal())
 
-    async def _prepare_item(self, seq: int, item: ImportItem) -> _Prepared | Outcome:
+    async def _prepare_item(self, planned: Planned) -> _Prepared | Outcome:
+        seq, item, code, position = planned.seq, planned.item, planned.code, planned.position
         filename = _short_name(item.filename)
         if item.error is not None:
             raise item.error
-        if item.code is not None:
-            code, position = item.code, item.position
-        else:
-            code, named_position = code_from_filename(item.filename, self.settings.filename_pattern)
-            position = item.position if item.position is not None else named_position
         loop = asyncio.get_running_loop()
         if item.url is not None:
             data = await self._get_fetcher().fetch(item.url)
@@ -278,7 +309,8 @@ class ImportRun:
         probe, master = await loop.run_in_executor(
             self.executor, inspect, data, self.limits, self.settings.master_side
         )
-        return _Prepared(seq, item, code, position, data, probe, master)
+        master_sha256 = await loop.run_in_executor(None, _sha256, master.data)
+        return _Prepared(seq, item, code, position, data, probe, master, master_sha256)
 
     def _get_fetcher(self) -> UrlFetcher:
         if self._fetcher is None:
@@ -313,7 +345,7 @@ class ImportRun:
         async with self.pool.acquire() as conn, conn.transaction():
             await q.import_lock_code(conn, code=code)
             found = await q.import_checks(
-                conn, code=code, sha256=probe.sha256, phash=probe.phash,
+                conn, code=code, sha256=probe.sha256, phash=probe.phash, requested=p.position,
                 max_distance=self.settings.near_duplicate_distance,
             )
             if found["same_id"] is not None:
@@ -339,11 +371,11 @@ class ImportRun:
                 })
             qc = {**qc, "warnings": warnings}
             last = found["last"]
-            # Positions stay gap-free: an explicit position past the end becomes the next one.
-            position = last + 1 if p.position is None else min(p.position, last + 1)
+            position = _placement(p.position, last, found["before"])
             product = item.product if item.product is not None else (found["product"] or "")
             image_id = await q.import_insert_image(
-                conn, code=code, product=product, position=position, filename=filename,
+                conn, code=code, product=product, position=position,
+                requested_position=p.position, filename=filename,
                 format=probe.format, mime=probe.mime, width=probe.width, height=probe.height,
                 file_size=probe.file_size, sha256=probe.sha256, phash=probe.phash,
                 blurhash=probe.blurhash, color=probe.color, has_alpha=probe.has_alpha, qc=qc,
@@ -357,10 +389,13 @@ class ImportRun:
                 shifted = await q.import_shift_positions(
                     conn, code=code, position=position, id=image_id
                 )
-            m = p.master
+            # The objects first, then the record that names them (ecogram.storage).
+            m, where = p.master, self.settings.storage_url
+            await storage.put(conn, where, probe.sha256, p.data)
+            await storage.put(conn, where, p.master_sha256, m.data)
             await q.import_insert_original(
-                conn, image_id=image_id, data=p.data, master=m.data, master_format=m.format,
-                master_width=m.width, master_height=m.height,
+                conn, image_id=image_id, store=where, master_sha256=p.master_sha256,
+                master_format=m.format, master_width=m.width, master_height=m.height,
             )
             await audit.record(
                 conn, self.actor, "image.imported", image_id=image_id,
@@ -382,6 +417,64 @@ class ImportRun:
             return
         async with self.pool.acquire() as own:
             await db.queries.import_add_item(own, **values)
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One item of a batch, where it stands: its place in the request and the code and position
+    it asks for (``code`` is empty when none can be read: the item is refused when prepared)."""
+
+    seq: int
+    item: ImportItem
+    code: str
+    position: int | None
+
+
+def storage_order(items: Iterable[ImportItem], pattern: str) -> list[Planned]:
+    """The batch's items in the order they are stored, each with the code and position it asks
+    for; ``seq`` keeps the request's order for the report.
+
+    A code's photos go by the position asked for (none first), then, when the code came from
+    the file names, by name (``X.jpg``, ``X_2.jpg``, ``X_3.jpg`` however they were sent); with a
+    code given, in the request's order. Photos of one code that ask for the same position (one
+    ``position`` field for several files) go in from there as a block: each asks for at least
+    one more than the photo before it.
+    """
+    planned: list[tuple[tuple[str, int, str], Planned]] = []
+    for seq, item in enumerate(items, 1):
+        code, position, name = item.code or "", item.position, ""
+        if item.error is None and item.code is None:
+            try:
+                code, named = code_from_filename(item.filename, pattern)
+            except AppError as error:
+                item = replace(item, error=error)
+            else:
+                position = position if position is not None else named
+                name = _short_name(item.filename).casefold()
+        planned.append(((code, position or 0, name), Planned(seq, item, code, position)))
+    planned.sort(key=lambda pair: pair[0])  # stable: ties keep the request's order
+    ordered: list[Planned] = []
+    last_asked: dict[str, int] = {}
+    for _key, p in planned:
+        if p.position is not None and p.item.error is None:
+            position = max(p.position, last_asked.get(p.code, 0) + 1)
+            last_asked[p.code] = position
+            p = replace(p, position=position)
+        ordered.append(p)
+    return ordered
+
+
+def _placement(asked: int | None, last: int, before: int | None) -> int:
+    """Where a photo lands among its code's ``last`` photos (positions stay 1..n).
+
+    It goes to the position it asks for, or to the end (the next free one) when it asks for none
+    or for a place past the end; but never after ``before``, the first photo that asked for a
+    later place than it did (or, for a photo asking for none, the first still waiting for its
+    place). So ``X_3`` then ``X_2`` then ``X`` end as X, X_2, X_3; the photos from that position
+    on move down one.
+    """
+    position = last + 1 if asked is None else min(asked, last + 1)
+    return position if before is None else min(position, before)
 
 
 class _Leases:
@@ -432,6 +525,28 @@ class _Leases:
             self.batches.add(batch_id)
             return batch_id
 
+    async def hold(self, batch_id: int) -> bool:
+        """Hold an existing batch (an import job's); False when a live runner holds it."""
+        async with self.lock:
+            if batch_id in self.batches:
+                return False  # this process runs it already (a lock is re-entrant in a session)
+            if self.conn is not None and _dead(self.conn):
+                await self._disconnect()
+            self._by_pool.setdefault(id(self.pool), self)
+            try:
+                if self.conn is None:
+                    self.conn = await self._connect()
+                held = await db.queries.import_try_hold_batch(self.conn, id=batch_id)
+            except BaseException:
+                if self.conn is None or _dead(self.conn) or not self.batches:
+                    await self._disconnect()
+                raise
+            if held:
+                self.batches.add(batch_id)
+            elif not self.batches:
+                await self._disconnect()
+            return bool(held)
+
     async def end(self, batch_id: int) -> None:
         async with self.lock:
             self.batches.discard(batch_id)
@@ -466,6 +581,15 @@ class _Leases:
             await conn.close()
         else:
             await self.pool.release(conn)  # asyncpg's reset unlocks whatever is still held
+
+
+async def hold_batch(pool: asyncpg.Pool, settings: Settings, batch_id: int) -> bool:
+    """Take the lease on an existing batch (an import job's); False when a live runner has it."""
+    return await _Leases.of(pool, settings.database_url).hold(batch_id)
+
+
+async def release_batch(pool: asyncpg.Pool, settings: Settings, batch_id: int) -> None:
+    await _Leases.of(pool, settings.database_url).end(batch_id)
 
 
 def _dead(conn: asyncpg.Connection) -> bool:
@@ -543,6 +667,10 @@ async def batch_report(
         "accepted": batch["accepted"],
         "duplicate": batch["duplicate"],
         "rejected": batch["rejected"],
+        # A job's: the files it holds (so "40 of 200" can be shown), and why it was
+        # interrupted when it was; null for an import run in its request.
+        "files": batch["files"],
+        "reason": batch["reason"],
         "items": items,
     }
 
@@ -600,6 +728,11 @@ async def import_archive(
     finally:
         if archive is not None:
             archive.close()
+
+
+def open_archive(path: Path, settings: Settings) -> ZipArchive:
+    """A ZIP with this service's limits (raises ``AppError`` when it cannot be read)."""
+    return _open_archive(path, settings)
 
 
 def _open_archive(path: Path, settings: Settings) -> ZipArchive:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from ecogram import db
+from ecogram import db, storage
 from ecogram.errors import AppError, not_found
 from ecogram.imaging.options import RenderOptions
 from ecogram.imaging.pipeline import render
@@ -95,9 +95,10 @@ async def preview(
     key = (image_id, row["version"], width)
     if cache is not None and (hit := cache.get(key)) is not None:
         return hit
+    master = await storage.get(pool, row["store"], row["master_sha256"])
     loop = asyncio.get_running_loop()
     rendered = await loop.run_in_executor(
-        executor, lambda: render(bytes(row["master"]), RenderOptions(width=width), FORMAT,
+        executor, lambda: render(master, RenderOptions(width=width), FORMAT,
                                  source_width=row["master_width"],
                                  source_height=row["master_height"]))
     result = Preview(rendered.data, CONTENT_TYPE, row["version"], rendered.width,

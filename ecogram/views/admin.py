@@ -72,7 +72,7 @@ def _page(request: web.Request, template: str, context: dict[str, Any],
 
 
 def _small_int(raw: str | None) -> int | None:
-    return int(raw) if raw and raw.isdigit() and len(raw) < 7 else None
+    return int(raw) if raw and raw.isascii() and raw.isdigit() and len(raw) < 7 else None
 
 
 def _id(request: web.Request, name: str = "id", what: str = "image") -> int:

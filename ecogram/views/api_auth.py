@@ -5,12 +5,18 @@ from __future__ import annotations
 from aiohttp import web
 
 from ecogram import keys
+from ecogram.auth.identity import forwarded_client
 from ecogram.catalog import accounts
 from ecogram.inputs import read_json
 
 
 def client_address(request: web.Request) -> str:
-    return request.remote or "unknown"
+    """The client's address: the peer's, or behind trusted proxies the one they forwarded."""
+    trusted = request.app[keys.settings].trusted_proxies
+    if not trusted:
+        return request.remote or "unknown"
+    return forwarded_client(request.remote, request.headers.getall("X-Forwarded-For", ()),
+                            trusted)
 
 
 def _token_response(issued) -> web.Response:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from aiohttp import BodyPartReader, web
 
-from ecogram import keys
-from ecogram.catalog import imports
+from ecogram import jobs, keys
+from ecogram.catalog import import_jobs, imports
 from ecogram.catalog.sources import (
     CHUNK,
     ImportItem,
@@ -127,8 +127,11 @@ async def post_images(request: web.Request) -> web.Response:
         )
     if len(items) == 1 and report["rejected"] == 1:
         line = report["items"][0]
+        details = line["details"] or {}
+        # A store that is away (503) says when to come back, as a header too.
+        retry = {"Retry-After": str(details["retry_after"])} if "retry_after" in details else {}
         raise AppError(line["status"] or 422, line["code"], line["message"],
-                       {**(line["details"] or {}), "report": report})
+                       {**details, "report": report}, headers=retry)
     return web.json_response(report, status=201)
 
 
@@ -155,11 +158,29 @@ async def post_imports(request: web.Request) -> web.Response:
         if archive is None and manifest is None:
             raise AppError(422, "no_files", "Send a ZIP in a part named 'archive' and/or a CSV "
                            "in a part named 'manifest'.")
-        report = await imports.import_archive(
+        prefer_async = _prefers_async(request)
+        report, queued = await import_jobs.submit(
             app[keys.db_pool], settings, app[keys.vips_executor], request[keys.user], archive,
-            manifest,
+            manifest, prefer_async=prefer_async, enqueue=jobs.enqueue_import,
         )
-    return web.json_response(report, status=201)
+    if not queued:
+        return web.json_response(report, status=201)
+    # Queued: the upload is stored, a worker runs the import; the report's URL shows its
+    # progress (queued, running, then done or interrupted, with counts that grow).
+    headers = {"Location": str(app.router["imports_get"].url_for(id=str(report["id"])))}
+    if prefer_async:
+        headers["Preference-Applied"] = "respond-async"
+    return web.json_response(report, status=202, headers=headers)
+
+
+def _prefers_async(request: web.Request) -> bool:
+    """``Prefer: respond-async`` (RFC 7240: comma-separated preferences, parameters after
+    ``;``, case-insensitive names), in any of the request's Prefer headers."""
+    for header in request.headers.getall("Prefer", ()):
+        for preference in header.split(","):
+            if preference.split(";", 1)[0].split("=", 1)[0].strip().lower() == "respond-async":
+                return True
+    return False
 
 
 async def get_import(request: web.Request) -> web.Response:

@@ -18,10 +18,12 @@ SELECT day::date AS day, count(i.id) AS count
  ORDER BY day;
 
 -- name: admin-storage^
--- Bytes of the originals as uploaded, and what the originals table (with masters) takes on disk.
+-- Bytes of the originals as uploaded, and what originals and masters take in PostgreSQL (none
+-- of their bytes when they are in an object store).
 SELECT (SELECT coalesce(sum(file_size), 0) FROM images WHERE deleted_at IS NULL)::bigint
            AS originals_bytes,
-       pg_total_relation_size('originals')::bigint AS stored_bytes;
+       (pg_total_relation_size('originals') + pg_total_relation_size('blobs'))::bigint
+           AS stored_bytes;
 
 -- name: admin-pending-next^
 SELECT id FROM images
@@ -50,7 +52,7 @@ SELECT count(*) FROM images
    AND (imported_at, id) <= (:imported_at::timestamptz, :id::bigint);
 
 -- name: admin-get-master^
-SELECT i.id, i.version, i.has_alpha, o.master, o.master_format, o.master_width,
-       o.master_height
+SELECT i.id, i.version, i.has_alpha, o.store, o.master_sha256, o.master_format,
+       o.master_width, o.master_height
   FROM images i JOIN originals o ON o.image_id = i.id
  WHERE i.id = :id AND i.deleted_at IS NULL;

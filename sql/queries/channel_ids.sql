@@ -1,5 +1,5 @@
 -- A product's own id on a sales channel (ecogram/catalog/channel_ids.py; table
--- channel_product_ids, sql/migrations/0006_channel_ids.sql).
+-- channel_product_ids, sql/migrations/0007_channel_ids.sql).
 
 -- name: channel-id-get^
 SELECT channel, code, external_id, updated_at

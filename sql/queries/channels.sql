@@ -19,8 +19,9 @@ SELECT count(*)
  WHERE i.deleted_at IS NULL AND g.image_id IS NULL;
 
 -- name: channels-photo-to-measure^
--- The original of a live photo that has no geometry for its current file (else no row).
-SELECT i.id, i.sha256, o.data
+-- Where the original of a live photo without geometry for its current file is (else no row):
+-- its object is named by its sha256 at the store the record says (ecogram.storage).
+SELECT i.id, i.sha256, o.store
   FROM images i
   JOIN originals o ON o.image_id = i.id
   LEFT JOIN image_geometry g ON g.image_id = i.id AND g.sha256 = i.sha256
@@ -41,7 +42,7 @@ SELECT id, sha256, :background, :fill, :box_left, :box_top, :box_width, :box_hei
 RETURNING image_id;
 
 -- name: channels-catch-up$
--- Rebuild channel_products for the codes changed since the last reader (migration 0003).
+-- Rebuild channel_products for the codes changed since the last reader (migration 0006).
 SELECT channel_products_catch_up();
 
 -- name: channels-readiness^
@@ -49,7 +50,7 @@ SELECT channel_products_catch_up();
 -- finding mask, before :ready) and the page's products with their counted photos.
 -- Findings are bits (ecogram/catalog/channels.py FINDINGS says which bit is which and which
 -- are fixable). A product's mask comes from its channel_products row for :status (see
--- sql/migrations/0003_channels.sql; channels-catch-up first), so the totals read one row per
+-- sql/migrations/0006_channels.sql; channels-catch-up first), so the totals read one row per
 -- product; the
 -- page's photos are then judged one by one with the same rules (`photos` below), and a test
 -- checks that a product's mask is its photos' masks together. The main photo is the first

@@ -27,14 +27,14 @@ SELECT i.id, i.code, i.position, i.version, i.updated_at, i.width, i.height, i.h
 -- name: delivery-master^
 -- The master of this image at this version: nothing when the photo changed meanwhile, so a
 -- newer picture is never cached under an older version.
-SELECT o.master
+SELECT o.store, o.master_sha256 AS key
   FROM originals o
   JOIN images i ON i.id = o.image_id
  WHERE o.image_id = :id AND i.version = :version;
 
 -- name: delivery-original^
 -- The original upload, for sizes the master cannot fill (same version guard).
-SELECT o.data
+SELECT o.store, i.sha256 AS key
   FROM originals o
   JOIN images i ON i.id = o.image_id
  WHERE o.image_id = :id AND i.version = :version;

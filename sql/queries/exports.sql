@@ -29,10 +29,10 @@ SELECT i.*
  ORDER BY i.code, i.position, i.id;
 
 -- name: export-originals
--- Some images of a batch again, with their original bytes: a few MB at a time. The filters are
+-- Some images of a batch again, with where their originals are: a few MB at a time. The filters are
 -- checked again, so a photo deleted or reviewed away since its batch was read is left out, and
 -- the manifest row and the bytes come from one snapshot.
-SELECT i.*, o.data
+SELECT i.*, o.store
   FROM images i JOIN originals o ON o.image_id = i.id
  WHERE i.id = ANY(:ids::bigint[])
    AND i.deleted_at IS NULL AND i.status = :status

@@ -85,8 +85,11 @@ SELECT count(*)::int FROM shifted;
 -- name: manage-update-image^
 -- With :to_review, an approved photo goes back to review (catalog/images.py says when): the
 -- approval was for the photo under its old code and name. (Every SET sees the row as it was.)
+-- A photo a person moves no longer waits for the position its import asked for.
 UPDATE images
    SET code = :code, product = :product, position = :position, alt = :alt,
+       requested_position = CASE WHEN code <> :code OR position <> :position THEN NULL
+                                 ELSE requested_position END,
        version = CASE WHEN code <> :code OR position <> :position
                       THEN nextval('images_version_seq') ELSE version END,
        status = CASE WHEN :to_review AND status = 'approved' THEN 'pending' ELSE status END,
@@ -104,11 +107,12 @@ UPDATE images SET deleted_at = now(), updated_at = now()
 RETURNING *;
 
 -- name: manage-purge^
--- The original and master go with the row (ON DELETE CASCADE); the audit log keeps the story.
+-- The originals row goes with it (ON DELETE CASCADE); its objects are released after the commit
+-- (ecogram.catalog.originals.release). The audit log keeps the story.
 DELETE FROM images WHERE id = :id RETURNING *;
 
 -- name: manage-get-original^
-SELECT i.id, i.code, i.position, i.filename, i.format, i.mime, i.file_size, o.data
+SELECT i.id, i.code, i.position, i.filename, i.format, i.mime, i.file_size, i.sha256, o.store
   FROM images i JOIN originals o ON o.image_id = i.id
  WHERE i.id = :id AND i.deleted_at IS NULL;
 
@@ -130,7 +134,7 @@ RETURNING *;
 
 -- name: manage-replace-original!
 UPDATE originals
-   SET data = :data, master = :master, master_format = :master_format,
+   SET store = :store, master_sha256 = :master_sha256, master_format = :master_format,
        master_width = :master_width, master_height = :master_height
  WHERE image_id = :image_id;
 

@@ -49,10 +49,12 @@ UPDATE import_batches
 
 -- name: import-settle-batch!
 -- A reader's check: a 'running' batch whose lease is free has no runner any more; it becomes
--- 'interrupted' with the counts of what landed. The try-lock is held only to the end of this
--- statement; while the runner lives it fails and nothing changes.
+-- 'interrupted' with the counts of what landed, or 'queued' again when it is a job's (the job
+-- queue hands a job whose worker died to another worker, which resumes it). The try-lock is
+-- held only to the end of this statement; while the runner lives it fails and nothing changes.
 UPDATE import_batches
-   SET status = 'interrupted', finished_at = now(),
+   SET status = CASE WHEN job_id IS NULL THEN 'interrupted' ELSE 'queued' END,
+       finished_at = CASE WHEN job_id IS NULL THEN now() END,
        accepted = (SELECT count(*) FROM import_items WHERE batch_id = :id AND outcome = 'accepted'),
        duplicate = (SELECT count(*) FROM import_items WHERE batch_id = :id AND outcome = 'duplicate'),
        rejected = (SELECT count(*) FROM import_items WHERE batch_id = :id AND outcome = 'rejected')
@@ -63,7 +65,7 @@ UPDATE import_batches
 -- The counts are always those of the batch's lines, so a running batch's report counts what has
 -- landed so far (the stored columns are written when the batch ends).
 SELECT b.id, b.source, b.importer_id, b.importer, b.status, b.created_at, b.finished_at,
-       c.accepted, c.duplicate, c.rejected
+       b.files, b.reason, c.accepted, c.duplicate, c.rejected
   FROM import_batches AS b
  CROSS JOIN LATERAL (
     SELECT count(*) FILTER (WHERE outcome = 'accepted')::int AS accepted,
@@ -96,11 +98,17 @@ SELECT id FROM images
 -- the same bytes already under this code, the code's last position (positions are gap-free, so
 -- also its count) and product name, the same bytes under another code, and the nearest image of
 -- this code by perceptual hash (Hamming distance counted by PostgreSQL's bit_count, 14+).
+-- `before`: the first position held by a photo the new one must go before: one that asked for a
+-- later position than :requested, or (when the new photo asks for none) one still waiting for
+-- its place (it asked for more than it has: the photos it waits for were missing).
 SELECT
     (SELECT id FROM images
       WHERE code = :code AND sha256 = :sha256 AND deleted_at IS NULL) AS same_id,
     (SELECT coalesce(max(position), 0) FROM images
       WHERE code = :code AND deleted_at IS NULL)::int AS last,
+    (SELECT min(position) FROM images
+      WHERE code = :code AND deleted_at IS NULL
+        AND requested_position > coalesce(:requested::int, position))::int AS before,
     (SELECT product FROM images
       WHERE code = :code AND deleted_at IS NULL AND product <> ''
       ORDER BY position LIMIT 1) AS product,
@@ -122,12 +130,12 @@ LEFT JOIN LATERAL (
 
 -- name: import-insert-image<!
 -- ON CONFLICT: the same bytes under the same code arrived meanwhile (images_code_sha256_live).
-INSERT INTO images (code, product, position, filename, format, mime, width, height, file_size,
-                    sha256, phash, blurhash, color, has_alpha, qc, alt, importer_id, importer,
-                    batch_id)
-VALUES (:code, :product, :position, :filename, :format, :mime, :width, :height, :file_size,
-        :sha256, :phash, :blurhash, :color, :has_alpha, :qc, :alt, :importer_id, :importer,
-        :batch_id)
+INSERT INTO images (code, product, position, requested_position, filename, format, mime,
+                    width, height, file_size, sha256, phash, blurhash, color, has_alpha, qc, alt,
+                    importer_id, importer, batch_id)
+VALUES (:code, :product, :position, :requested_position, :filename, :format, :mime, :width,
+        :height, :file_size, :sha256, :phash, :blurhash, :color, :has_alpha, :qc, :alt,
+        :importer_id, :importer, :batch_id)
 ON CONFLICT (code, sha256) WHERE deleted_at IS NULL DO NOTHING
 RETURNING id;
 
@@ -145,8 +153,9 @@ WITH shifted AS (
 SELECT count(*)::int FROM shifted;
 
 -- name: import-insert-original!
-INSERT INTO originals (image_id, data, master, master_format, master_width, master_height)
-VALUES (:image_id, :data, :master, :master_format, :master_width, :master_height);
+-- The objects themselves were written just before, in this transaction (ecogram.storage.put).
+INSERT INTO originals (image_id, store, master_sha256, master_format, master_width, master_height)
+VALUES (:image_id, :store, :master_sha256, :master_format, :master_width, :master_height);
 
 -- name: import-get-records
 -- Image records (no blobs) for the API, by id.

@@ -320,8 +320,9 @@ async def test_a_photo_that_cannot_be_decoded_fails_without_stopping_the_rest(
         client, add, conn, settings, clean_db):
     first = await add("P-1", product_photo(1), status="pending")
     await add("P-2", product_photo(2), status="pending")
-    await conn.execute("UPDATE originals SET data = $1 WHERE image_id = $2",
-                       b"\xff\xd8\xff\xe0 not a jpeg", first["id"])
+    # The stored original damaged behind the record's back (PostgreSQL store: blobs).
+    await conn.execute("UPDATE blobs SET data = $1 WHERE sha256 = $2",
+                       b"\xff\xd8\xff\xe0 not a jpeg", first["sha256"])
     pool = await db.create_pool(clean_db, 1, 3)
     try:
         counts = await backfill(pool, None, qc_limits(settings))
@@ -339,9 +340,12 @@ def test_the_cli_backfill(clean_db, monkeypatch, capsys, tmp_path):
                 "file_size, sha256, phash, blurhash, color, importer) VALUES "
                 "('CLI-1', 1, 'a.jpg', 'jpeg', 'image/jpeg', 600, 600, 100, 'x', 0, 'L', "
                 "'#ffffff', 'seed')")
+            # The original and its master as objects of the PostgreSQL store (ecogram.storage).
+            await conn.execute("INSERT INTO blobs (sha256, data) VALUES ('x', $1)",
+                               product_photo(1))
             await conn.execute(
-                "INSERT INTO originals (image_id, data, master, master_format, master_width, "
-                "master_height) VALUES (1, $1, $1, 'jpeg', 600, 600)", product_photo(1))
+                "INSERT INTO originals (image_id, master_sha256, master_format, master_width, "
+                "master_height) VALUES (1, 'x', 'jpeg', 600, 600)")
         finally:
             await conn.close()
 

@@ -63,8 +63,11 @@ async def test_record_is_stored_whole(pool, settings, executor, importer, conn):
     assert row["file_size"] == len(data) and row["filename"] == "SKU-1.jpg"
     assert isinstance(row["phash"], int) and row["blurhash"]
     original = await conn.fetchrow("SELECT * FROM originals WHERE image_id = $1", row["id"])
-    assert bytes(original["data"]) == data
-    master = pyvips.Image.new_from_buffer(bytes(original["master"]), "")
+    assert original["store"] == "postgres"  # the default store: objects in the blobs table
+    blobs = "SELECT data FROM blobs WHERE sha256 = $1"
+    assert bytes(await conn.fetchval(blobs, row["sha256"])) == data
+    master = pyvips.Image.new_from_buffer(
+        bytes(await conn.fetchval(blobs, original["master_sha256"])), "")
     assert (master.width, master.height) == (200, 300)
     assert (original["master_width"], original["master_height"]) == (200, 300)
     audit = await conn.fetchrow("SELECT * FROM audit_log WHERE action = 'image.imported'")

@@ -33,7 +33,20 @@ NUL_QUERIES = [
     "/api/v1/exports/json?code=a%00b",
     "/api/v1/exports/shopify?code=SKU-1,%00",
     "/api/v1/exports/json?status=%00",
+    "/api/v1/exports/json?code=%00",
+    "/api/v1/exports/zip?code=A&code=B%00",
+    "/api/v1/exports/woocommerce?since=%00",
 ]
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/images?importer=%C2%B2", "/api/v1/images?importer=%D9%A3",
+    "/api/v1/audit?actor=%C2%B9%C2%B2", "/admin/library?importer=%C2%B2",
+])
+async def test_digits_of_other_scripts_are_names_not_ids(client, login_as, path):
+    # '²'.isdigit() is True but int('²') raises: it was a 500.
+    response = await client.get(path, headers=await login_as("admin"))
+    assert response.status == 200, await response.text()
 
 
 @pytest.mark.parametrize("path", NUL_QUERIES)

@@ -275,7 +275,9 @@ async def test_replace_bumps_version_and_returns_to_pending(client, login_as, ma
     assert body["version"] != record["version"]
     assert body["reviewed_by"] is None
     assert body["urls"]["src"].endswith(f"?v={body['version']}")
-    stored = await conn.fetchval("SELECT data FROM originals WHERE image_id = $1", record["id"])
+    stored = await conn.fetchval(
+        "SELECT b.data FROM images i JOIN blobs b ON b.sha256 = i.sha256 WHERE i.id = $1",
+        record["id"])
     assert bytes(stored) == new_photo
     entry = await conn.fetchrow("SELECT details FROM audit_log WHERE action = 'image.replaced'")
     assert entry["details"]["status"] == {"before": "approved", "after": "pending"}

@@ -88,8 +88,10 @@ async def test_each_valid_file_imports_with_its_metadata(small_client, conn, pat
     assert record["urls"]["src"].endswith(f"/img/{code}/1?v={record['version']}")
     assert "400w" in record["urls"]["srcset"]
     stored = await conn.fetchrow(
-        "SELECT o.data, o.master, o.master_width, o.master_height, i.importer_id, i.batch_id "
-        "FROM originals o JOIN images i ON i.id = o.image_id WHERE i.id = $1", record["id"])
+        "SELECT d.data, m.data AS master, o.master_width, o.master_height, i.importer_id, "
+        "i.batch_id FROM originals o JOIN images i ON i.id = o.image_id "
+        "JOIN blobs d ON d.sha256 = i.sha256 JOIN blobs m ON m.sha256 = o.master_sha256 "
+        "WHERE i.id = $1", record["id"])
     assert bytes(stored["data"]) == data
     assert len(stored["master"]) > 0
     # The master is upright: its sides have the record's proportions.
@@ -151,8 +153,42 @@ async def test_code_and_position_from_the_file_name(client, login_as):
     body = await upload(client, headers, ("SKU-123_2.jpg", make_photo(1)),
                         ("SKU-123.jpg", make_photo(2)), ("SKU-9-3.png", make_photo(3, fmt=".png")))
     got = [(line["record"]["code"], line["record"]["position"]) for line in body["items"]]
-    # SKU-123_2 asks for position 2 of an empty code: positions stay gap-free, so it is 1.
-    assert got == [("SKU-123", 1), ("SKU-123", 2), ("SKU-9", 1)]
+    # Sent before SKU-123.jpg, SKU-123_2 still gets the position its name asks for.
+    assert got == [("SKU-123", 2), ("SKU-123", 1), ("SKU-9", 1)]
+
+
+async def _positions(conn, code: str) -> list[tuple[str, int]]:
+    rows = await conn.fetch("SELECT filename, position FROM images WHERE code = $1 "
+                            "AND deleted_at IS NULL ORDER BY position", code)
+    return [(r["filename"], r["position"]) for r in rows]
+
+
+async def test_photo_order_follows_the_names_in_either_order_and_across_requests(
+        client, login_as, conn):
+    headers = await login_as("importer")
+    # One request, both orders.
+    await upload(client, headers, ("A-1.jpg", make_photo(1)), ("A-1_2.jpg", make_photo(2)))
+    await upload(client, headers, ("B-1_2.jpg", make_photo(3)), ("B-1.jpg", make_photo(4)))
+    for code in ("A-1", "B-1"):
+        assert await _positions(conn, code) == [(f"{code}.jpg", 1), (f"{code}_2.jpg", 2)]
+    # Separate requests: _3, then _2 (before _3, which asked for more), then the bare name.
+    for seed, name in enumerate(["C-1_3.jpg", "C-1_2.jpg", "C-1.jpg"], 5):
+        await upload(client, headers, (name, make_photo(seed)))
+    assert await _positions(conn, "C-1") == [("C-1.jpg", 1), ("C-1_2.jpg", 2), ("C-1_3.jpg", 3)]
+
+
+async def test_explicit_position_fields_keep_their_order(client, login_as, conn):
+    headers = await login_as("importer")
+    await upload(client, headers, ("old.jpg", make_photo(1)), code="D-1")
+    # One position for the request's files: a block from there, in the request's order.
+    await upload(client, headers, ("front.jpg", make_photo(2)), ("back.jpg", make_photo(3)),
+                 code="D-1", position="1")
+    assert await _positions(conn, "D-1") == [("front.jpg", 1), ("back.jpg", 2), ("old.jpg", 3)]
+    # Across requests: position 3 on an empty code, then 2, then 1.
+    for seed, position in ((4, "3"), (5, "2"), (6, "1")):
+        await upload(client, headers, (f"e{position}.jpg", make_photo(seed)), code="E-1",
+                     position=position)
+    assert await _positions(conn, "E-1") == [("e1.jpg", 1), ("e2.jpg", 2), ("e3.jpg", 3)]
 
 
 async def test_duplicates_and_near_duplicates(client, login_as):

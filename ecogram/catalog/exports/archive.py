@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 
-from ecogram import db
+from ecogram import db, storage
 from ecogram.catalog.exports.formats import Write, alt_text, image_url, neutralise, send
 from ecogram.catalog.exports.keys import MAX_LISTED
 from ecogram.catalog.exports.walk import Walk
@@ -93,6 +93,15 @@ def _by_size(rows: Sequence[asyncpg.Record], limit: int) -> Iterable[list[int]]:
         yield run
 
 
+async def _originals(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> dict[str, bytes]:
+    """The original bytes of ``rows`` by sha256, from wherever each record says they are."""
+    data: dict[str, bytes] = {}
+    for where in {row["store"] for row in rows}:
+        data.update(await storage.get_many(
+            conn, where, [row["sha256"] for row in rows if row["store"] == where]))
+    return data
+
+
 @dataclass
 class ZipNames:
     """Member names, distinct even on a case-insensitive disk; clashes noted for the audit."""
@@ -128,6 +137,7 @@ async def write_zip(walk: Walk, names: ZipNames, public_url: str, write: Write) 
             async with walk.connect() as conn:
                 rows = [r async for r in db.queries.export_originals(
                     conn, ids=ids, **walk.params)]
+                data = await _originals(conn, rows)
             members = []
             for row in walk.mark([r for r in rows if r["id"] not in walk.seen]):
                 name = names.name(row)
@@ -135,8 +145,8 @@ async def write_zip(walk: Walk, names: ZipNames, public_url: str, write: Write) 
                     name, row["code"], row["product"], row["position"], alt_text(row),
                     image_url(row, public_url), row["width"], row["height"], row["format"],
                     row["file_size"], row["sha256"]]])
-                members.append((_zip_info(name, row["updated_at"]), row["data"]))
-            del rows
+                members.append((_zip_info(name, row["updated_at"]), data[row["sha256"]]))
+            del rows, data
             # CRCs and copies of a few MB: a worker thread's job, not the event loop's.
             await send(write, await asyncio.to_thread(_add_members, archive, pipe, members))
     await send(write, await asyncio.to_thread(_finish_zip, archive, pipe,
