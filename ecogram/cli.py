@@ -115,7 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="export approved photos to a shop platform")
     export.add_argument("--format", required=True,
-                        choices=("shopify", "woocommerce", "magento", "json", "zip"))
+                        choices=("shopify", "woocommerce", "magento", "json", "zip", "vtex",
+                                 "google", "mercadolivre", "nuvemshop", "renditions"))
+    export.add_argument("--channel", metavar="ID",
+                        help="renditions: the channel whose renditions to list")
+    export.add_argument("--include-not-ready", action="store_true",
+                        help="channel formats: also products not ready, with their findings")
     export.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
     export.add_argument("--code", action="append", metavar="CODE",
                         help="only these product codes (comma-separated or repeated)")
@@ -441,8 +446,10 @@ async def _export(settings: Settings, query, sink) -> int:
         async def write(data: bytes) -> None:
             sink.write(data)
 
-        return await exports.run_export(pool.acquire, None, query, settings.public_url, write,
-                                        actor_name=f"command line ({getpass.getuser()})")
+        run = (exports.run_channel_export if isinstance(query, exports.ChannelExportQuery)
+               else exports.run_export)
+        return await run(pool.acquire, None, query, settings.public_url, write,
+                         actor_name=f"command line ({getpass.getuser()})")
     finally:
         await pool.close()
 
@@ -452,7 +459,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     import datetime as dt
     from pathlib import Path
 
-    from ecogram.catalog.exports import ExportQuery
+    from ecogram.catalog.exports import CHANNEL_FORMATS, ChannelExportQuery, ExportQuery
     from ecogram.errors import AppError
 
     codes = tuple(dict.fromkeys(
@@ -466,7 +473,17 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         since = since.replace(tzinfo=dt.UTC)
     settings = resolve_database(settings)
     try:
-        query = ExportQuery(args.format, codes or None, since, args.status)
+        if args.format in CHANNEL_FORMATS:
+            query = ChannelExportQuery.make(
+                args.format, settings.channel_profiles, channel=args.channel,
+                codes=codes or None, since=since, status=args.status,
+                include_not_ready=args.include_not_ready)
+        elif args.channel or args.include_not_ready:
+            print("ecogram: --channel and --include-not-ready are for the channel formats",
+                  file=sys.stderr)
+            return 2
+        else:
+            query = ExportQuery(args.format, codes or None, since, args.status)
         if args.output in (None, "-"):
             count = asyncio.run(_export(settings, query, sys.stdout.buffer))
             sys.stdout.buffer.flush()
@@ -477,7 +494,9 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
                 count = asyncio.run(_export(settings, query, sink))
             partial.replace(target)
     except AppError as error:
-        print(f"ecogram: {error.message}", file=sys.stderr)
+        fields = (error.details or {}).get("fields") or {}
+        said = "; ".join(f"{name}: {rule}" for name, rule in fields.items())
+        print(f"ecogram: {error.message}" + (f" ({said})" if said else ""), file=sys.stderr)
         return 1
     print(f"exported {count} images ({args.format})", file=sys.stderr)
     return 0

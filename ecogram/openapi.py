@@ -213,6 +213,12 @@ SCHEMAS: dict[str, Any] = {
                         "description": "The channel rendition fixes it."},
         },
     },
+    "ChannelId": {
+        "type": "object",
+        "required": ["channel", "code", "external_id", "updated_at"],
+        "properties": {"channel": {"type": "string"}, "code": {"type": "string"},
+                       "external_id": {"type": "string"}, "updated_at": _TIME},
+    },
     "Readiness": {
         "type": "object",
         "required": ["channel", "status", "items", "total", "page", "per_page", "summary"],
@@ -408,11 +414,6 @@ OPERATIONS: dict[str, dict[str, Any]] = {
                      "requestBody": {"required": True,
                                      "content": {JSON: {"schema": _ref("BulkReview")}}},
                      "responses": {"200": _json(_ref("BulkReviewResult"))}},
-    "exports_get": {"summary": "Export images to a shop platform (streamed file)",
-                    "parameters": _EXPORT_PARAMS,
-                    "responses": {"200": {"description": "The export file", "content": {
-                        **_CSV, JSON: {"schema": {"type": "object"}},
-                        "application/zip": {"schema": _BINARY}}}}},
     "audit_list": {"summary": "The audit trail", "parameters": [
         _query("image_id", {"type": "integer", "minimum": 1}, "Only this image."),
         _query("actor", {"type": "string"}, "Actor: a user id or a name."),
@@ -443,6 +444,63 @@ OPERATIONS: dict[str, dict[str, Any]] = {
                    "Products per page (default 50)."),
         ],
         "responses": {"200": _json(_ref("Readiness"))}},
+    # Sales channels' exports and ids (issue 13; docs/channels.md, "Exports")
+    "exports_get": {
+        "summary": "Export images to a shop platform or a sales channel (streamed file)",
+        "description": "shopify, woocommerce, magento: CSV; json: the feed; zip: the originals. "
+                       "Sales channels (issue 13): vtex: VTEX's images spreadsheet (.xlsx); "
+                       "google: a Merchant Center supplemental feed (TSV: id, image_link, "
+                       "additional_image_link); mercadolivre and nuvemshop: JSON lines, one "
+                       "product a line; renditions: a CSV of the renditions of the channel "
+                       "named by `channel`. Channel exports hold only ready products unless "
+                       "include_not_ready=true, which adds ready and findings.",
+        "parameters": [
+            *_EXPORT_PARAMS,
+            _query("channel", {"type": "string"},
+                   "renditions only (required there): the channel id."),
+            _query("include_not_ready", {"enum": ["true", "false"]},
+                   "Channel formats: also products not ready, with their findings (default "
+                   "false)."),
+        ],
+        "responses": {"200": {"description": "The export file", "content": {
+            **_CSV, JSON: {"schema": {"type": "object"}}, "application/zip": {"schema": _BINARY},
+            "text/tab-separated-values": {"schema": {"type": "string"}},
+            "application/x-ndjson": {"schema": {"type": "string"}},
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {
+                "schema": _BINARY}}}}},
+    "channel_ids_list": {"summary": "Products' own ids on a sales channel", "parameters": [
+        _query("code", {"type": "string"}, "Product codes, comma-separated or repeated."),
+        _PAGE,
+        _query("per_page", {"type": "integer", "minimum": 1, "maximum": 100},
+               "Items per page (default 50)."),
+    ], "responses": {"200": _json({
+        "type": "object", "required": ["channel", "items", "total", "page", "per_page"],
+        "properties": {"channel": {"type": "string"},
+                       "items": {"type": "array", "items": _ref("ChannelId")},
+                       "total": {"type": "integer"}, "page": {"type": "integer"},
+                       "per_page": {"type": "integer"}}})}},
+    "channel_ids_import": {
+        "summary": "Import products' ids on a sales channel from a CSV",
+        "description": "Header code,external_id; an empty external_id removes the code's id. "
+                       "All rows or none (422 lists the bad lines).",
+        "requestBody": {"required": True, "content": {
+            "text/csv": {"schema": {"type": "string"}},
+            "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
+                                               "properties": {"file": _BINARY}}}}},
+        "responses": {"200": _json({"type": "object", "required": [
+            "channel", "rows", "set", "unchanged", "removed"], "properties": {
+            "channel": {"type": "string"}, "rows": {"type": "integer"},
+            "set": {"type": "integer"}, "unchanged": {"type": "integer"},
+            "removed": {"type": "integer"}}})}},
+    "channel_ids_get": {"summary": "A product's own id on a sales channel",
+                        "responses": {"200": _json(_ref("ChannelId"))}},
+    "channel_ids_put": {"summary": "Set a product's own id on a sales channel", "requestBody": {
+        "required": True, "content": {JSON: {"schema": {
+            "type": "object", "required": ["external_id"], "properties": {
+                "external_id": {"type": "string", "minLength": 1, "maxLength": 200}}}}}},
+        "responses": {"200": _json(_ref("ChannelId"))}},
+    "channel_ids_delete": {"summary": "Remove a product's own id on a sales channel",
+                           "responses": {"204": {"description": "Removed"}}},
     "openapi": {"summary": "This document", "responses": {"200": _json({"type": "object"})}},
     # Other helpers' routes, described from docs/api.md.
     "images_import": {"summary": "Upload one or more photos", "requestBody": _UPLOAD,

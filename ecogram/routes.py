@@ -18,6 +18,7 @@ from ecogram.views import (
     admin,
     api_audit,
     api_auth,
+    api_channel_ids,
     api_channels,
     api_docs,
     api_exports,
@@ -83,14 +84,26 @@ ROUTES: list[Route] = [
     Route("POST", r"/api/v1/images/{id:\d+}/reject", api_review.reject, "images_reject",
           "reviewer"),
     Route("POST", "/api/v1/reviews", api_review.bulk, "reviews_bulk", "reviewer"),
-    Route("GET", "/api/v1/exports/{format:(shopify|woocommerce|magento|json|zip)}",
-          api_exports.export, "exports_get", "reviewer"),
+    # The shop platforms' formats, and (issue 13) the sales channels' and renditions CSV
+    Route("GET", "/api/v1/exports/{format:(shopify|woocommerce|magento|json|zip|vtex|google"
+          "|mercadolivre|nuvemshop|renditions)}", api_exports.export, "exports_get", "reviewer"),
     Route("GET", "/api/v1/audit", api_audit.list_audit, "audit_list", "admin"),
     # Sales channels (issue 13): the profiles, and each product's readiness for one
     Route("GET", "/api/v1/channels", api_channels.list_channels, "channels_list", "viewer"),
     Route("GET", "/api/v1/channels/{id}", api_channels.get_channel, "channels_get", "viewer"),
     Route("GET", "/api/v1/channels/{id}/readiness", api_channels.readiness,
           "channels_readiness", "viewer"),
+    # Sales channels (issue 13): each product's own id on a channel (the exports are above)
+    Route("GET", "/api/v1/channels/{id}/products", api_channel_ids.list_ids,
+          "channel_ids_list", "viewer"),
+    Route("POST", "/api/v1/channels/{id}/products", api_channel_ids.import_ids,
+          "channel_ids_import", "reviewer"),
+    Route("GET", "/api/v1/channels/{id}/products/{code}", api_channel_ids.get_id,
+          "channel_ids_get", "viewer"),
+    Route("PUT", "/api/v1/channels/{id}/products/{code}", api_channel_ids.put_id,
+          "channel_ids_put", "reviewer"),
+    Route("DELETE", "/api/v1/channels/{id}/products/{code}", api_channel_ids.delete_id,
+          "channel_ids_delete", "reviewer"),
     Route("GET", "/api/openapi.json", api_docs.openapi_json, "openapi", PUBLIC),
     # Accounts (API)
     Route("POST", "/api/v1/auth/register", api_auth.register, "auth_register", PUBLIC),

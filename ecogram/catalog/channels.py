@@ -260,21 +260,28 @@ async def fetch_masks(conn: asyncpg.Connection, profile: Profile,
     # a short transaction of their own (usually none, so a plain DELETE on an empty table).
     await db.queries.channels_catch_up(conn)
     async with conn.transaction(readonly=True):
-        await db.queries.manage_custom_plans(conn)
-        return await db.queries.channels_readiness(
-            conn,
-            codes=list(query.codes) if query.codes else None,
-            q=_like_pattern(query.q) if query.q else None,
-            status=query.status,
-            ready=query.ready,
-            min_side=profile.min_side, max_side=profile.max_side,
-            max_pixels=profile.max_pixels, square=profile.square,
-            formats=list(profile.formats), max_bytes=profile.max_bytes,
-            min_bytes=profile.min_bytes or None, white_main=profile.white_main,
-            fill=profile.fill, min_photos=profile.min_photos, max_photos=profile.max_photos,
-            fixable=FIXABLE_MASK,
-            limit=query.per_page, offset=(query.page - 1) * query.per_page,
-        )
+        return await read_masks(conn, profile, query)
+
+
+async def read_masks(conn: asyncpg.Connection, profile: Profile,
+                     query: ReadinessQuery) -> asyncpg.Record:
+    """``fetch_masks`` without the catch-up, in the caller's transaction (a channel export reads
+    it in the snapshot of its batch, having caught up before opening it)."""
+    await db.queries.manage_custom_plans(conn)
+    return await db.queries.channels_readiness(
+        conn,
+        codes=list(query.codes) if query.codes else None,
+        q=_like_pattern(query.q) if query.q else None,
+        status=query.status,
+        ready=query.ready,
+        min_side=profile.min_side, max_side=profile.max_side,
+        max_pixels=profile.max_pixels, square=profile.square,
+        formats=list(profile.formats), max_bytes=profile.max_bytes,
+        min_bytes=profile.min_bytes or None, white_main=profile.white_main,
+        fill=profile.fill, min_photos=profile.min_photos, max_photos=profile.max_photos,
+        fixable=FIXABLE_MASK,
+        limit=query.per_page, offset=(query.page - 1) * query.per_page,
+    )
 
 
 async def readiness(conn: asyncpg.Connection, profile: Profile, query: ReadinessQuery,

@@ -35,7 +35,10 @@ Decisions, per format (documented in docs/management.md):
   spreadsheet never runs them as formulas.
 
 One idea a module: ``walk`` (keyset batches on short loans), ``keys`` (unique product keys),
-``formats`` (CSV and JSON), ``archive`` (ZIP); this one is the use case that runs them.
+``formats`` (CSV and JSON), ``archive`` (ZIP); for the sales channels (issue 13), ``channel``
+(readiness, geometry and channel ids per batch; rendition URLs), ``feeds`` (Google TSV, JSON
+lines, renditions CSV) and ``spreadsheet`` (VTEX's .xlsx); this one is the use case that runs
+them.
 """
 
 from __future__ import annotations
@@ -47,7 +50,15 @@ from typing import Any
 from ecogram import db
 from ecogram.auth.identity import Identity
 from ecogram.catalog import audit
+from ecogram.catalog.exports import channel
 from ecogram.catalog.exports.archive import MANIFEST_HEADER, ZipNames, write_zip, zip_name
+from ecogram.catalog.exports.channel import (
+    CHANNEL_FORMATS,
+    ChannelExport,
+    ChannelExportQuery,
+    rendition_url,
+)
+from ecogram.catalog.exports.feeds import write_google, write_json_lines, write_renditions
 from ecogram.catalog.exports.formats import (
     MAGENTO_HEADER,
     MAX_ALT,
@@ -61,14 +72,16 @@ from ecogram.catalog.exports.formats import (
     write_json,
 )
 from ecogram.catalog.exports.keys import ProductKeys, handle, product_keys, sku_key
+from ecogram.catalog.exports.spreadsheet import write_vtex
 from ecogram.catalog.exports.walk import Connect, Walk
 from ecogram.catalog.images import STATUSES
 from ecogram.errors import invalid
 
 __all__ = [
-    "CONTENT_TYPES", "EXTENSIONS", "FORMATS", "MAGENTO_HEADER", "MANIFEST_HEADER", "MAX_ALT",
-    "MAX_CODES", "SHOPIFY_HEADER", "WOOCOMMERCE_HEADER", "Connect", "ExportQuery",
-    "ProductKeys", "Write", "alt_text", "handle", "image_url", "neutralise", "product_keys",
+    "CHANNEL_FORMATS", "CONTENT_TYPES", "EXTENSIONS", "FORMATS", "MAGENTO_HEADER",
+    "MANIFEST_HEADER", "MAX_ALT", "MAX_CODES", "SHOPIFY_HEADER", "WOOCOMMERCE_HEADER",
+    "ChannelExportQuery", "Connect", "ExportQuery", "ProductKeys", "Write", "alt_text",
+    "handle", "image_url", "neutralise", "product_keys", "rendition_url", "run_channel_export",
     "run_export", "sku_key", "zip_name",
 ]
 
@@ -79,6 +92,7 @@ CONTENT_TYPES = {
     "magento": "text/csv; charset=utf-8",
     "json": "application/json",
     "zip": "application/zip",
+    **channel.CONTENT_TYPES,
 }
 EXTENSIONS = {"shopify": "csv", "woocommerce": "csv", "magento": "csv", "json": "json",
               "zip": "zip"}
@@ -152,17 +166,52 @@ async def run_export(
         await write_csv(query.format, walk, keys, public_url, write)
         renamed = keys.details()
     seen = list(walk.seen)
+    extra = {"renamed": renamed} if renamed and renamed["count"] else {}
+    await record_export(connect, actor, actor_name, query.format, query.filters, seen, extra)
+    return len(seen)
+
+
+async def record_export(connect: Connect, actor: Identity | None, actor_name: str | None,
+                        fmt: str, filters: dict[str, Any], ids: list[int],
+                        extra: dict[str, Any] | None = None) -> None:
+    """Once the last byte is written: record the export, stamp its images, audit it (one short
+    transaction). ``extra`` goes into the audit entry's details."""
     name = actor.name if actor else (actor_name or "command line")
-    details: dict[str, Any] = {"format": query.format, "filters": query.filters,
-                               "count": len(seen)}
-    if renamed and renamed["count"]:
-        details["renamed"] = renamed
+    details: dict[str, Any] = {"format": fmt, "filters": filters, "count": len(ids),
+                               **(extra or {})}
     async with connect() as conn, conn.transaction():
         export_id = await db.queries.export_record(
-            conn, actor_id=actor.id if actor else None, actor=name, format=query.format,
-            filters=query.filters, count=len(seen))
-        if seen:
-            await db.queries.export_stamp(conn, ids=seen)
-        await audit.record(conn, actor, "export", target=query.format, actor_name=name,
+            conn, actor_id=actor.id if actor else None, actor=name, format=fmt,
+            filters=filters, count=len(ids))
+        if ids:
+            await db.queries.export_stamp(conn, ids=ids)
+        await audit.record(conn, actor, "export", target=fmt, actor_name=name,
                            details={"export_id": export_id, **details})
-    return len(seen)
+
+
+async def run_channel_export(
+    connect: Connect,
+    actor: Identity | None,
+    query: ChannelExportQuery,
+    public_url: str,
+    write: Write,
+    *,
+    actor_name: str | None = None,
+) -> int:
+    """A channel's export (``channel``), streamed through ``write`` and then recorded, audited
+    and stamped like the others; return the number of photos written."""
+    export = ChannelExport(connect, query, public_url)
+    extra: dict[str, Any] = {}
+    if query.format == "vtex":
+        renamed = await write_vtex(export, write)
+        if renamed["count"]:
+            extra["renamed"] = renamed
+    elif query.format == "google":
+        await write_google(export, write)
+    elif query.format == "renditions":
+        await write_renditions(export, write)
+    else:
+        await write_json_lines(export, write)
+    await record_export(connect, actor, actor_name, query.format, query.filters,
+                        export.written, extra)
+    return len(export.written)

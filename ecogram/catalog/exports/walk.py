@@ -37,8 +37,7 @@ class Walk:
         after = ""
         while True:
             async with self.connect() as conn:
-                batch = [r async for r in db.queries.export_batch(
-                    conn, after=after, rows=BATCH_ROWS, **self.params)]
+                batch = await self.read(conn, after)
             if not batch:
                 return
             after = batch[-1]["code"]
@@ -57,6 +56,12 @@ class Walk:
                     group = []
                 group.append(row)
             yield self.mark(group)
+
+    async def read(self, conn: asyncpg.Connection, after: str) -> list[asyncpg.Record]:
+        """One batch (``export-batch``) on a lent connection. A channel export reads more in
+        the same loan and snapshot (``channel.ChannelWalk``)."""
+        return [r async for r in db.queries.export_batch(
+            conn, after=after, rows=BATCH_ROWS, **self.params)]
 
     def mark(self, rows: list[asyncpg.Record]) -> list[asyncpg.Record]:
         self.seen.update(dict.fromkeys(r["id"] for r in rows))

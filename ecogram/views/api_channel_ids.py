@@ -1,0 +1,101 @@
+"""``/api/v1/channels/{id}/products[/{code}]``: a product's own id on a sales channel.
+
+Thin handlers over ``ecogram.catalog.channel_ids``: viewers read, reviewers set, remove and
+import a CSV (``code,external_id``, as ``text/csv`` or as the multipart field ``file``).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ecogram import keys
+from ecogram.catalog import channel_ids, channels
+from ecogram.catalog.channel_ids import MAX_CSV_BYTES
+from ecogram.errors import AppError
+from ecogram.inputs import (
+    body_too_large,
+    check_text,
+    multipart,
+    next_part,
+    read_body,
+    read_chunk,
+    read_json,
+    skip_part,
+)
+from ecogram.views.api_images import codes_param, int_param
+
+MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the file
+
+
+def _channel(request: web.Request) -> str:
+    profiles = request.app[keys.settings].channel_profiles
+    return channels.find_profile(profiles, request.match_info["id"]).id
+
+
+def _code(request: web.Request) -> str:
+    return check_text(request.match_info["code"], "code")
+
+
+async def list_ids(request: web.Request) -> web.Response:
+    channel = _channel(request)
+    q = request.query
+    async with request.app[keys.db_pool].acquire() as conn:
+        body = await channel_ids.list_ids(conn, channel, codes_param(q), int_param(q, "page", 1),
+                                          int_param(q, "per_page", 50))
+    return web.json_response(body)
+
+
+async def get_id(request: web.Request) -> web.Response:
+    channel = _channel(request)
+    async with request.app[keys.db_pool].acquire() as conn:
+        body = await channel_ids.get(conn, channel, _code(request))
+    return web.json_response(body)
+
+
+async def put_id(request: web.Request) -> web.Response:
+    channel = _channel(request)
+    body = await read_json(request)
+    async with request.app[keys.db_pool].acquire() as conn:
+        saved = await channel_ids.put(conn, request[keys.user], channel,
+                                      _code(request), body.get("external_id"))
+    return web.json_response(saved)
+
+
+async def delete_id(request: web.Request) -> web.Response:
+    channel = _channel(request)
+    async with request.app[keys.db_pool].acquire() as conn:
+        await channel_ids.delete(conn, request[keys.user], channel, _code(request))
+    return web.Response(status=204)
+
+
+async def _csv_body(request: web.Request) -> bytes:
+    """The CSV, its size checked before and while the bytes arrive (``ecogram.inputs``)."""
+    if request.content_type.startswith("multipart/form-data"):
+        if request.content_length is not None and \
+                request.content_length > MAX_CSV_BYTES + MULTIPART_SLACK:
+            raise body_too_large(request, MAX_CSV_BYTES + MULTIPART_SLACK)
+        reader = await multipart(request, "CSV")
+        while (part := await next_part(request, reader)) is not None:
+            if part.name != "file":
+                await skip_part(request, part)
+                continue
+            data = bytearray()
+            while chunk := await read_chunk(request, part, 64 * 1024):
+                data += chunk
+                if len(data) > MAX_CSV_BYTES:
+                    raise body_too_large(request, MAX_CSV_BYTES)
+            return bytes(data)
+        raise AppError(422, "invalid_fields", "Send the CSV as the field 'file'.",
+                       {"fields": {"file": "required"}})
+    if request.content_type not in ("text/csv", "text/plain", "application/octet-stream"):
+        raise AppError(415, "unsupported_type",
+                       "Send the CSV as text/csv or as the multipart field 'file'.")
+    return await read_body(request, MAX_CSV_BYTES)
+
+
+async def import_ids(request: web.Request) -> web.Response:
+    channel = _channel(request)
+    rows = channel_ids.parse_csv(await _csv_body(request))
+    async with request.app[keys.db_pool].acquire() as conn:
+        result = await channel_ids.import_rows(conn, request[keys.user], channel, rows)
+    return web.json_response(result)
