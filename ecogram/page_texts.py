@@ -93,6 +93,7 @@ ERRORS: dict[str, str] = {
                       "read."),
     "unsupported_type": N_("This is not an accepted type of file."),
     "unsupported_url": N_("Only http and https addresses can be imported."),
+    "upload_gone": N_("The uploaded archive is no longer stored; send it again."),
 }
 
 # Field errors (code invalid_fields, which says little) with a fixed sentence: translated word
@@ -122,6 +123,11 @@ MESSAGES = (
     N_("The current password is wrong."),
     N_("The password must be a string."),
     N_("The password must not be the e-mail address."),
+    N_("The CSV contains a NUL character."),
+    N_("The CSV is not UTF-8 text."),
+    N_("The CSV must start with the header line code,external_id."),
+    N_("The product code is not acceptable."),
+    N_("The product's id on the channel is not acceptable."),
     N_("This e-mail address is reserved for the demo."),
     N_("There is no image with this id."),
     N_("There is no import with this id."),
