@@ -97,6 +97,31 @@ def _networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, 
     return tuple(networks)
 
 
+def _quality_target(raw: str) -> float:
+    value = _float(raw)
+    if not 0 <= value <= 100:
+        raise ValueError("must be a score from 0 (off) to 100")
+    return value
+
+
+def _quality_bounds(raw: str) -> dict[str, tuple[int, int]]:
+    bounds: dict[str, tuple[int, int]] = {}
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        fmt, _, span = item.partition(":")
+        low, _, high = span.partition("-")
+        fmt = fmt.strip().lower()
+        if fmt not in ("webp", "avif", "jpeg") or not low.strip().isdigit() or (
+            not high.strip().isdigit()
+        ) or not 1 <= int(low) <= int(high) <= 100:
+            raise ValueError(
+                "must be format:floor-ceiling items (webp, avif, jpeg; 1 <= floor <= ceiling "
+                f"<= 100), not {item!r}")
+        bounds[fmt] = (int(low), int(high))
+    return bounds
+
+
 def _word_list(raw: str) -> tuple[str, ...]:
     return tuple(part.strip().lower() for part in raw.split(",") if part.strip())
 
@@ -368,6 +393,16 @@ class Settings:
     eager_formats: tuple[str, ...] = setting(
         "ECOGRAM_EAGER_FORMATS", "avif,webp", "Formats rendered in the background when a photo "
         "is approved.", _word_list)
+    quality_target: float = setting(
+        "ECOGRAM_QUALITY_TARGET", "75", "SSIMULACRA2 score (0–100) each photo's calibrated "
+        "quality must reach against its source, found per photo and format at approval and "
+        "used when a URL has no `q` (docs/delivery.md); 75 is about visually lossless at 1× on "
+        "a phone (bench/README.md). 0 turns calibration off: the fixed defaults apply.",
+        _quality_target)
+    quality_bounds: dict[str, tuple[int, int]] = setting(
+        "ECOGRAM_QUALITY_BOUNDS", "webp:50-90,avif:35-80,jpeg:55-90", "Lowest and highest q "
+        "the calibration may choose, per format (`format:floor-ceiling`, comma-separated); "
+        "only these formats are calibrated.", _quality_bounds)
 
     # --- sales channels ------------------------------------------------------------------------
     channels: tuple[str, ...] = setting(

@@ -278,6 +278,12 @@ def _save(image: pyvips.Image, fmt: str, quality: int | None) -> bytes:
     raise ValueError(f"unknown output format {fmt!r}")
 
 
+def encode_for_quality(image: pyvips.Image, fmt: str, quality: int) -> bytes:
+    """``image`` encoded exactly as a render would encode it at ``quality`` (for
+    ``imaging.quality``'s search)."""
+    return _save(image, fmt, quality)
+
+
 def _check_output(size: tuple[int, int]) -> None:
     w, h = size
     if max(w, h) > MAX_OUTPUT_SIDE or w * h > MAX_OUTPUT_PIXELS:
