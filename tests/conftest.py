@@ -179,6 +179,9 @@ def settings(clean_db: str, tmp_path: Path) -> Settings:
         data_dir=tmp_path / "data",
         min_side=100,
         zoom_side=1000,
+        # No quality calibration (seconds of CPU per approval) unless a test asks for it
+        # (tests/views/test_cdn_quality.py).
+        quality_target=0,
     )
 
 

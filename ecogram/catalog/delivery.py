@@ -48,7 +48,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import asyncpg
@@ -68,7 +68,7 @@ from ecogram.catalog import signing
 from ecogram.catalog.imports import qc_limits
 from ecogram.channels import Profile
 from ecogram.errors import AppError
-from ecogram.imaging import pipeline, product
+from ecogram.imaging import pipeline, product, quality
 from ecogram.imaging.options import (
     KNOWN,
     OUTPUT_FORMATS,
@@ -99,6 +99,7 @@ _VERSION = re.compile(r"[0-9]{1,10}")
 # Content-Disposition); the path form answers only these.
 EXTENSIONS = {"jpeg": ("jpg", "jpeg"), "png": ("png",), "webp": ("webp",)}
 FINDINGS_HEADER = "X-Ecogram-Findings"
+QUALITY_HEADER = "X-Ecogram-Quality"  # the q an /img answer was encoded at
 # Work for the libvips pool: source → (result, seconds, the source used).
 RenderJob = Callable[[pipeline.Source], tuple[Any, float, pipeline.Source]]
 _FILENAME_SAFE = re.compile(r"[A-Za-z0-9._-]+")
@@ -120,6 +121,9 @@ class Resolved:
     color: str
     master_width: int
     master_height: int
+    # Calibrated quality of this version per output format (docs/delivery.md), from the same
+    # query; empty until the calibration at approval is stored.
+    quality: Mapping[str, int] = field(default_factory=dict, compare=False, hash=False)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Resolved:
@@ -137,6 +141,7 @@ class Resolved:
             color=row["color"],
             master_width=row["master_width"],
             master_height=row["master_height"],
+            quality=row["quality"] or {},
         )
 
 
@@ -262,6 +267,19 @@ def _render_timed(
     return rendered, time.perf_counter() - started, source
 
 
+def _calibrate_timed(
+    source: pipeline.Source, *, formats: tuple[str, ...], target: float,
+    bounds: Mapping[str, tuple[int, int]],
+) -> tuple[list[quality.Calibration], float, pipeline.Source]:
+    """``quality.calibrate_all`` on the master (its bytes, or its decoded level), timed."""
+    started = time.perf_counter()
+    image: bytes | Any = source
+    if isinstance(source, pipeline.DecodedMaster):
+        image = source.level_for(min(quality.WIDTH, source.width), 1)
+    found = quality.calibrate_all(image, formats, target=target, bounds=bounds)
+    return found, time.perf_counter() - started, source
+
+
 def _rendition_timed(
     source: pipeline.Source, *, profile: Profile, main: bool, limits: QCLimits
 ) -> tuple[product.Rendition, float, pipeline.Source]:
@@ -319,6 +337,8 @@ class Delivery:
         self._capacity = settings.render_threads + settings.render_queue
         self._in_flight = 0
         self._eager_formats = tuple(f for f in settings.eager_formats if f in OUTPUT_FORMATS)
+        # Calibrated quality, found at approval before the presets (off with a target of 0).
+        self._calibrated = tuple(settings.quality_bounds) if settings.quality_target > 0 else ()
         self._eager_queue: asyncio.Queue[int] = asyncio.Queue(EAGER_QUEUE)
         self._eager_task: asyncio.Task | None = None
         # Channel renditions: every known profile renders on demand; the enabled ones
@@ -346,7 +366,7 @@ class Delivery:
             )
             await self.listener.start()
         presets = bool(self.settings.eager_widths and self._eager_formats)
-        if presets or self._eager_channels:
+        if presets or self._eager_channels or self._calibrated:
             self._eager_task = asyncio.create_task(self._eager_worker(), name="ecogram-eager")
 
     async def close(self) -> None:
@@ -432,7 +452,8 @@ class Delivery:
         for attempt in (1, 2):
             resolved = await self.resolve(code, position)
             fmt = self._negotiate(opts.fmt, accept, resolved.has_alpha)
-            key = f"{resolved.id}:{resolved.version}:{opts.cache_key(fmt)}"
+            used = with_quality(opts, resolved, fmt)
+            key = f"{resolved.id}:{resolved.version}:{used.cache_key(fmt)}"
             etag = f'"{key}"'
             headers = {
                 "ETag": etag,
@@ -441,13 +462,15 @@ class Delivery:
                     IMMUTABLE if wanted_version == resolved.version else self._short_cache
                 ),
             }
+            if fmt in pipeline.DEFAULT_QUALITY:
+                headers[QUALITY_HEADER] = str(used.quality or pipeline.DEFAULT_QUALITY[fmt])
             if opts.fmt == "auto":
                 headers["Vary"] = "Accept"
             if if_none_match is not None and etag_matches(if_none_match, etag):
                 self._served["not_modified"].inc()
                 return Answer(304, b"", headers, "not_modified")
             try:
-                variant, tier = await self.variant(resolved, opts, fmt, key)
+                variant, tier = await self.variant(resolved, used, fmt, key)
             except _Stale:
                 # Replaced or unpublished between the lookup and the read: look again, once.
                 self.resolutions.forget(code)
@@ -929,9 +952,10 @@ class Delivery:
             self.metrics.eager_renders.labels("skipped").inc()
             return
         resolved = Resolved.from_row(row)
+        resolved = await self._calibrate(resolved)
         for fmt in self._eager_formats:
             for width in self.settings.eager_widths:
-                opts = RenderOptions(width=width)
+                opts = with_quality(RenderOptions(width=width), resolved, fmt)
                 key = f"{resolved.id}:{resolved.version}:{opts.cache_key(fmt)}"
                 if key in self.variants:
                     self.metrics.eager_renders.labels("cached").inc()
@@ -956,6 +980,62 @@ class Delivery:
                 return
             self.metrics.eager_renders.labels(
                 "rendered" if tier == "render" else "cached").inc()
+
+
+    async def _calibrate(self, resolved: Resolved) -> Resolved:
+        """Find and store the calibrated q of each format this version lacks (docs/delivery.md,
+        "Calibrated quality"): one search per format in the libvips pool, on the master; then
+        every worker forgets its resolution of the code (NOTIFY), so the next render uses it.
+        A failure is logged and leaves the fixed defaults in place."""
+        missing = tuple(f for f in self._calibrated if f not in resolved.quality)
+        if not missing:
+            return resolved
+        try:
+            source = await self._source(resolved, "master")
+            job = functools.partial(
+                _calibrate_timed, formats=missing, target=self.settings.quality_target,
+                bounds=self.settings.quality_bounds,
+            )
+            loop = asyncio.get_running_loop()
+            found, seconds, _ = await loop.run_in_executor(self.executor, job, source)
+            async with self.pool.acquire() as conn, conn.transaction():
+                for result in found:
+                    await db.queries.quality_store(
+                        conn, image_id=resolved.id, version=resolved.version,
+                        format=result.fmt, q=result.q, score=result.score,
+                        target=self.settings.quality_target, calibration=quality.VERSION,
+                    )
+                await db.queries.quality_forget_older(
+                    conn, image_id=resolved.id, version=resolved.version)
+                await db.queries.quality_notify(conn, code=resolved.code)
+        except _Stale:
+            return resolved  # replaced meanwhile: the new version is calibrated on approval
+        except Exception as exc:
+            line = json.dumps({"event": "quality_calibration_failed", "image_id": resolved.id,
+                               "error": type(exc).__name__})
+            if db.is_unavailable(exc) or isinstance(exc, storage.StoreUnavailable):
+                log.warning(line)
+            else:
+                log.exception(line)
+            return resolved
+        self.resolutions.forget(resolved.code)
+        log.info(json.dumps({
+            "event": "quality_calibrated", "image_id": resolved.id, "version": resolved.version,
+            "q": {r.fmt: r.q for r in found}, "score": {r.fmt: r.score for r in found},
+            "seconds": round(seconds, 2),
+        }))
+        return replace(resolved, quality={**resolved.quality, **{r.fmt: r.q for r in found}})
+
+
+def with_quality(opts: RenderOptions, resolved: Resolved, fmt: str) -> RenderOptions:
+    """The options a render uses: an explicit ``q`` wins; without one, this version's calibrated
+    q for the format when known, else the pipeline's fixed default (``quality`` stays None).
+    The cache key and ETag are built from the result, so a calibration never serves the bytes
+    of another q under one key."""
+    if opts.quality is not None:
+        return opts
+    calibrated = resolved.quality.get(fmt)
+    return opts if calibrated is None else replace(opts, quality=calibrated)
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, callback) -> None:

@@ -1,0 +1,19 @@
+-- Calibrated quality (ecogram.imaging.quality, stored by ecogram.catalog.delivery at approval).
+-- The resolution queries (delivery.sql) read it back with the image, in the same query.
+
+-- name: quality-store!
+-- One format's result for this photo version (again: the newer result wins).
+INSERT INTO image_quality (image_id, version, format, q, score, target, calibration)
+VALUES (:image_id, :version, :format, :q, :score, :target, :calibration)
+ON CONFLICT (image_id, version, format) DO UPDATE
+   SET q = EXCLUDED.q, score = EXCLUDED.score, target = EXCLUDED.target,
+       calibration = EXCLUDED.calibration, computed_at = now();
+
+-- name: quality-forget-older!
+-- Results of versions this photo no longer serves.
+DELETE FROM image_quality WHERE image_id = :image_id AND version < :version;
+
+-- name: quality-notify!
+-- Other workers' cached resolutions of this code lack the new q: the images channel tells them
+-- (as the trigger on images does for a change).
+SELECT pg_notify('ecogram_images', :code);

@@ -1,0 +1,127 @@
+"""Calibrated quality through the service: found at approval, stored per version and format,
+used by /img without `q`; an explicit `q` wins; a replaced photo is calibrated anew."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+import pyvips
+
+from ecogram import keys
+from tests.views.cdn_support import CHROMIUM_ACCEPT, decode, publish, review
+
+SIDE = 400
+
+
+def flat_product() -> bytes:
+    """A flat box with a label on pure white, as catalogue shots are (JPEG q95)."""
+    white = pyvips.Image.black(SIDE, SIDE).new_from_image([255, 255, 255]).cast("uchar")
+    box = pyvips.Image.black(SIDE // 2, SIDE // 2).new_from_image([120, 140, 170]).cast("uchar")
+    label = pyvips.Image.black(SIDE // 4, SIDE // 8).new_from_image([230, 200, 60]).cast("uchar")
+    image = white.insert(box.insert(label, SIDE // 8, SIDE // 6), SIDE // 4, SIDE // 4)
+    return image.copy(interpretation="srgb").jpegsave_buffer(Q=95)
+
+
+def noisy_photo(seed: int = 1) -> bytes:
+    """Gradients under heavy noise (lossless PNG, so the noise is all there)."""
+    x = pyvips.Image.xyz(SIDE, SIDE)[0]
+    base = (x / SIDE * 200 + 20).bandjoin([x / SIDE * 80 + 60, 255 - x / SIDE * 200])
+    noise = pyvips.Image.gaussnoise(SIDE, SIDE, sigma=28, seed=seed).bandjoin(
+        [pyvips.Image.gaussnoise(SIDE, SIDE, sigma=28, seed=seed + s) for s in (1, 2)]) - 128
+    return (base + noise).cast("uchar").copy(interpretation="srgb").pngsave_buffer()
+
+
+@pytest.fixture
+def settings(settings, request):
+    # Calibration on (the suite turns it off) but for the test named "without_calibration";
+    # no presets: only the calibration runs at approval.
+    target = 0.0 if "without_calibration" in request.node.name else 75.0
+    return settings.replace(min_side=10, allowed_sizes=None, eager_widths=(), channels=(),
+                            quality_target=target,
+                            quality_bounds={"webp": (30, 90), "avif": (25, 80),
+                                            "jpeg": (30, 90)})
+
+
+async def stored(conn, image_id: int) -> dict[str, tuple[int, int, float]]:
+    rows = await conn.fetch("SELECT format, version, q, score FROM image_quality "
+                            "WHERE image_id = $1", image_id)
+    return {row["format"]: (row["version"], row["q"], row["score"]) for row in rows}
+
+
+async def test_a_flat_product_shot_is_served_at_a_lower_q_than_a_noisy_photo(
+    client, login_as, conn
+):
+    delivery = client.app[keys.delivery]
+    flat = await publish(client, login_as, flat_product(), "FLAT")
+    noisy = await publish(client, login_as, noisy_photo(), "NOISY", filename="noisy.png")
+    await delivery.eager_idle()
+    flat_q, noisy_q = await stored(conn, flat["id"]), await stored(conn, noisy["id"])
+    assert set(flat_q) == set(noisy_q) == {"webp", "avif", "jpeg"}
+    for fmt in ("webp", "avif", "jpeg"):
+        assert flat_q[fmt][0] == flat["version"] and noisy_q[fmt][0] == noisy["version"]
+        assert flat_q[fmt][1] < noisy_q[fmt][1], fmt
+        assert flat_q[fmt][2] >= 75 or flat_q[fmt][1] == 30
+
+    for code, found in (("FLAT", flat_q), ("NOISY", noisy_q)):
+        for fmt, accept in (("avif", CHROMIUM_ACCEPT), ("jpeg", "image/*")):
+            response = await client.get(f"/img/{code}?w=300", headers={"Accept": accept})
+            assert response.status == 200
+            assert response.content_type == f"image/{fmt}"
+            q = found[fmt][1]
+            assert response.headers["X-Ecogram-Quality"] == str(q)
+            assert f".q{q}." in response.headers["ETag"]
+            # the same bytes an explicit q of that value gets: one variant, one render
+            same = await client.get(f"/img/{code}?w=300&q={q}", headers={"Accept": accept})
+            assert same.headers["ETag"] == response.headers["ETag"]
+            assert await same.read() == await response.read()
+            assert decode(await response.read()).width == 300
+
+
+async def test_an_explicit_q_wins_over_the_calibrated_one(client, login_as, conn):
+    flat = await publish(client, login_as, flat_product(), "FLAT")
+    await client.app[keys.delivery].eager_idle()
+    calibrated = (await stored(conn, flat["id"]))["webp"][1]
+    explicit = 95 if calibrated != 95 else 94
+    plain = await client.get("/img/FLAT?w=300&fmt=webp")
+    asked = await client.get(f"/img/FLAT?w=300&fmt=webp&q={explicit}")
+    assert plain.headers["X-Ecogram-Quality"] == str(calibrated)
+    assert asked.headers["X-Ecogram-Quality"] == str(explicit)
+    assert asked.headers["ETag"] != plain.headers["ETag"]
+    assert len(await asked.read()) > len(await plain.read())
+
+
+async def test_a_replaced_photo_is_calibrated_anew(client, login_as, conn):
+    delivery = client.app[keys.delivery]
+    first = await publish(client, login_as, flat_product(), "SWAP")
+    await delivery.eager_idle()
+    before = await stored(conn, first["id"])
+    assert before["webp"][0] == first["version"]
+    before_response = await client.get("/img/SWAP?w=300&fmt=jpeg")
+    assert before_response.headers["X-Ecogram-Quality"] == str(before["jpeg"][1])
+
+    form = aiohttp.FormData(default_to_multipart=True)
+    form.add_field("file", noisy_photo(seed=7), filename="new.png",
+                   content_type="application/octet-stream")
+    response = await client.put(f"/api/v1/images/{first['id']}/file", data=form,
+                                headers=await login_as("importer"))
+    assert response.status == 200, await response.text()
+    replaced = await review(client, login_as, first["id"], "approve")
+    assert replaced["version"] != first["version"]
+    await delivery.eager_idle()
+    after = await stored(conn, first["id"])
+    # the old version's results are gone, the new one's are the noisy photo's (higher q)
+    assert {version for version, _, _ in after.values()} == {replaced["version"]}
+    assert after["jpeg"][1] > before["jpeg"][1]
+    served = await client.get("/img/SWAP?w=300&fmt=jpeg")
+    assert served.headers["X-Ecogram-Quality"] == str(after["jpeg"][1])
+
+
+async def test_without_calibration_the_fixed_default_is_used(client, login_as, conn):
+    # ECOGRAM_QUALITY_TARGET=0: nothing stored, the pipeline's defaults
+    delivery = client.app[keys.delivery]
+    await publish(client, login_as, flat_product(), "PLAIN")
+    await delivery.eager_idle()
+    assert await conn.fetchval("SELECT count(*) FROM image_quality") == 0
+    response = await client.get("/img/PLAIN?w=300&fmt=webp")
+    assert response.headers["X-Ecogram-Quality"] == "80"
+    assert ".q." in response.headers["ETag"]
