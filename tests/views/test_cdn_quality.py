@@ -3,11 +3,14 @@ used by /img without `q`; an explicit `q` wins; a replaced photo is calibrated a
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import pytest
 import pyvips
 
 from ecogram import keys
+from ecogram.settings import Settings, SettingsError
 from tests.views.cdn_support import CHROMIUM_ACCEPT, decode, publish, review
 
 SIDE = 400
@@ -35,7 +38,8 @@ def noisy_photo(seed: int = 1) -> bytes:
 def settings(settings, request):
     # Calibration on (the suite turns it off) but for the test named "without_calibration";
     # no presets: only the calibration runs at approval.
-    target = 0.0 if "without_calibration" in request.node.name else 75.0
+    off = ("without_calibration", "stored_after_a_render")
+    target = 0.0 if any(name in request.node.name for name in off) else 75.0
     return settings.replace(min_side=10, allowed_sizes=None, eager_widths=(), channels=(),
                             quality_target=target,
                             quality_bounds={"webp": (30, 90), "avif": (25, 80),
@@ -125,3 +129,39 @@ async def test_without_calibration_the_fixed_default_is_used(client, login_as, c
     response = await client.get("/img/PLAIN?w=300&fmt=webp")
     assert response.headers["X-Ecogram-Quality"] == "80"
     assert ".q." in response.headers["ETag"]
+
+
+async def test_a_q_stored_after_a_render_is_served_under_its_own_key(client, login_as, conn):
+    # Calibration off for this test: nothing at approval; then a q arrives as another worker's
+    # calibration would store it (a row and a NOTIFY on ecogram_images). The render made before
+    # must not be served for it: the address resolves again, with the q, to a new key.
+    record = await publish(client, login_as, flat_product(), "LATE")
+    first = await client.get("/img/LATE?w=300&fmt=webp")
+    again = await client.get("/img/LATE?w=300&fmt=webp")  # a warm replay of the same answer
+    assert first.headers["X-Ecogram-Quality"] == again.headers["X-Ecogram-Quality"] == "80"
+    await conn.execute(
+        "INSERT INTO image_quality (image_id, version, format, q, score, target, calibration) "
+        "VALUES ($1, $2, 'webp', 20, 70, 75, 1)", record["id"], record["version"])
+    await conn.execute("SELECT pg_notify('ecogram_images', 'LATE')")
+    for _ in range(100):
+        later = await client.get("/img/LATE?w=300&fmt=webp")
+        if later.headers["X-Ecogram-Quality"] == "20":
+            break
+        await asyncio.sleep(0.05)
+    assert later.headers["X-Ecogram-Quality"] == "20"
+    assert later.headers["ETag"] != first.headers["ETag"]
+    assert len(await later.read()) < len(await first.read())
+
+
+async def test_quality_settings_are_checked():
+    assert Settings.from_env({}).quality_bounds == {
+        "webp": (50, 90), "avif": (35, 80), "jpeg": (55, 90)}
+    assert Settings.from_env({"ECOGRAM_QUALITY_BOUNDS": "jpeg:60-85"}).quality_bounds == {
+        "jpeg": (60, 85)}
+    for name, raw in (("ECOGRAM_QUALITY_BOUNDS", "webp:90-50"),
+                      ("ECOGRAM_QUALITY_BOUNDS", "png:10-20"),
+                      ("ECOGRAM_QUALITY_BOUNDS", "webp:0-50"),
+                      ("ECOGRAM_QUALITY_TARGET", "101"),
+                      ("ECOGRAM_QUALITY_TARGET", "high")):
+        with pytest.raises(SettingsError, match=name):
+            Settings.from_env({name: raw})
