@@ -12,6 +12,7 @@ import pyvips
 from ecogram import keys
 from ecogram.settings import Settings, SettingsError
 from tests.views.cdn_support import CHROMIUM_ACCEPT, decode, publish, review
+from tests.views.test_cdn import served_count
 
 SIDE = 400
 
@@ -34,16 +35,27 @@ def noisy_photo(seed: int = 1) -> bytes:
     return (base + noise).cast("uchar").copy(interpretation="srgb").pngsave_buffer()
 
 
+# Settings of the tests whose name has these words, over the module's.
+OVERRIDES = {
+    "without_calibration": {"quality_target": 0.0},
+    "stored_after_a_render": {"quality_target": 0.0},
+    "eager_renders": {"eager_widths": (400,), "eager_formats": ("webp",)},
+}
+
+
 @pytest.fixture
 def settings(settings, request):
-    # Calibration on (the suite turns it off) but for the test named "without_calibration";
-    # no presets: only the calibration runs at approval.
-    off = ("without_calibration", "stored_after_a_render")
-    target = 0.0 if any(name in request.node.name for name in off) else 75.0
-    return settings.replace(min_side=10, allowed_sizes=None, eager_widths=(), channels=(),
-                            quality_target=target,
-                            quality_bounds={"webp": (30, 90), "avif": (25, 80),
-                                            "jpeg": (30, 90)})
+    # Calibration on (the suite turns it off); no presets: only the calibration runs at
+    # approval — unless OVERRIDES say otherwise.
+    chosen = {
+        "min_side": 10, "allowed_sizes": None, "eager_widths": (), "channels": (),
+        "quality_target": 75.0,
+        "quality_bounds": {"webp": (30, 90), "avif": (25, 80), "jpeg": (30, 90)},
+    }
+    for words, overrides in OVERRIDES.items():
+        if words in request.node.name:
+            chosen.update(overrides)
+    return settings.replace(**chosen)
 
 
 async def stored(conn, image_id: int) -> dict[str, tuple[int, int, float]]:
@@ -165,3 +177,15 @@ async def test_quality_settings_are_checked():
                       ("ECOGRAM_QUALITY_TARGET", "high")):
         with pytest.raises(SettingsError, match=name):
             Settings.from_env({name: raw})
+
+
+async def test_the_eager_renders_use_the_calibrated_q(client, login_as, conn):
+    # Calibrated first, then the presets: the first shopper gets the calibrated bytes, a hit.
+    flat = await publish(client, login_as, flat_product(), "EAGER")
+    await client.app[keys.delivery].eager_idle()
+    calibrated = (await stored(conn, flat["id"]))["webp"][1]
+    assert calibrated != 80  # the fixed default would not tell the two apart
+    before = served_count(client, "memory")
+    response = await client.get("/img/EAGER?w=400&fmt=webp")
+    assert served_count(client, "memory") == before + 1
+    assert response.headers["X-Ecogram-Quality"] == str(calibrated)
