@@ -27,9 +27,9 @@ from ecogram.imaging import pipeline
 # The version of this calibration (metric, size, search): stored with every result, so a change
 # here can tell old results from new ones.
 VERSION = 1
-# The representative width scores are taken at (a phone's 1× to 2× image slot; measured in
-# bench/README.md "Calibrated quality": the q chosen at 512 wide is the one chosen at 800 or up
-# to 4 steps higher — on the safe side — for about half the time).
+# The representative size scores are taken at, on the long side (a phone's 1× to 2× image
+# slot; measured in bench/README.md "Calibrated quality": the q chosen at 512 is the one chosen
+# at 800 or up to 4 steps higher — on the safe side — for about half the time).
 WIDTH = 512
 FORMATS = ("webp", "avif", "jpeg")
 
@@ -43,10 +43,11 @@ class Calibration:
 
 
 def prepare(data: bytes | pyvips.Image, width: int = WIDTH) -> pyvips.Image:
-    """The reference: the source at ``width`` wide (never enlarged), sRGB, 3 bands, alpha
-    flattened on white (what a product page shows), in memory for repeated encodes."""
+    """The reference: the source fitted in ``width`` x ``width`` (never enlarged), sRGB, 3
+    bands, alpha flattened on white (what a product page shows), in memory for repeated
+    encodes."""
     if isinstance(data, pyvips.Image):
-        image = data.thumbnail_image(width, size="down") if data.width > width else data
+        image = data.thumbnail_image(width, size="down")
     else:
         image = pyvips.Image.thumbnail_buffer(data, width, size="down")
     if image.interpretation not in ("srgb", "b-w") or image.format != "uchar":
