@@ -28,8 +28,8 @@ from ecogram.imaging import pipeline
 # here can tell old results from new ones.
 VERSION = 1
 # The representative size scores are taken at, on the long side (a phone's 1× to 2× image
-# slot; measured in bench/README.md "Calibrated quality": the q chosen at 512 is the one chosen
-# at 800 or up to 4 steps higher — on the safe side — for about half the time).
+# slot; measured in bench/README.md "Calibrated quality": on real photos the q chosen at 512 is
+# the one chosen at 800 or up to 4 steps higher, for about half the time).
 WIDTH = 512
 FORMATS = ("webp", "avif", "jpeg")
 
