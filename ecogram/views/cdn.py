@@ -13,6 +13,7 @@ from aiohttp import hdrs, web
 
 from ecogram import keys
 from ecogram.catalog.delivery import Answer
+from ecogram.imaging.options import Hints
 
 
 def _position(request: web.Request) -> int | None:
@@ -31,9 +32,18 @@ def _respond(answer: Answer) -> web.Response:
 async def image(request: web.Request) -> web.Response:
     delivery = request.app[keys.delivery]
     target = request.raw_path  # path and query as sent: the replay's key, no parsing
-    accept = request.headers.get(hdrs.ACCEPT)
-    if_none_match = request.headers.get(hdrs.IF_NONE_MATCH)
-    answer = delivery.replay(target, accept, if_none_match) or await delivery.serve(
+    headers = request.headers
+    accept = headers.get(hdrs.ACCEPT)
+    if_none_match = headers.get(hdrs.IF_NONE_MATCH)
+    # Client hints (docs/delivery.md): None when the request sends none, the common case.
+    width, dpr, save_data = (
+        headers.get("Sec-CH-Width"), headers.get("Sec-CH-DPR"), headers.get("Save-Data")
+    )
+    hints = (
+        Hints(width, dpr, save_data)
+        if width is not None or dpr is not None or save_data is not None else None
+    )
+    answer = delivery.replay(target, accept, if_none_match, hints) or await delivery.serve(
         target,
         request.match_info["code"],
         _position(request),
@@ -41,6 +51,7 @@ async def image(request: web.Request) -> web.Response:
         request.rel_url.raw_query_string,
         accept,
         if_none_match,
+        hints,
     )
     return _respond(answer)
 
