@@ -10,10 +10,17 @@ no body for HEAD, and keeps Content-Length).
 from __future__ import annotations
 
 from aiohttp import hdrs, web
+from multidict import istr
 
 from ecogram import keys
 from ecogram.catalog.delivery import Answer
 from ecogram.imaging.options import Hints
+
+# The client hints /img honours, as istr: a lookup then skips folding the name's case (three
+# lookups of absent headers cost ~60 ns instead of ~140 on a warm answer of ~2.5 µs).
+SEC_CH_WIDTH = istr("Sec-CH-Width")
+SEC_CH_DPR = istr("Sec-CH-DPR")
+SAVE_DATA = istr("Save-Data")
 
 
 def _position(request: web.Request) -> int | None:
@@ -37,7 +44,7 @@ async def image(request: web.Request) -> web.Response:
     if_none_match = headers.get(hdrs.IF_NONE_MATCH)
     # Client hints (docs/delivery.md): None when the request sends none, the common case.
     width, dpr, save_data = (
-        headers.get("Sec-CH-Width"), headers.get("Sec-CH-DPR"), headers.get("Save-Data")
+        headers.get(SEC_CH_WIDTH), headers.get(SEC_CH_DPR), headers.get(SAVE_DATA)
     )
     hints = (
         Hints(width, dpr, save_data)
