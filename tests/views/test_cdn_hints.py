@@ -256,3 +256,16 @@ async def test_pages_ask_for_the_client_hints(client):
     response = await client.get("/login")
     assert response.status == 200
     assert response.headers["Accept-CH"] == "Sec-CH-DPR, Sec-CH-Width"
+
+
+async def test_the_photo_page_shows_how_a_storefront_asks_for_the_hints(client, login_as):
+    record = await publish(client, login_as, fixture_bytes(SMALL), "SNP-1")
+    page = await client.get(f"/admin/images/{record['id']}", headers=await login_as("viewer"))
+    assert page.status == 200
+    assert page.headers["Accept-CH"] == "Sec-CH-DPR, Sec-CH-Width"
+    html = await page.text()
+    origin = "/".join(record["urls"]["src"].split("/")[:3])
+    assert origin.startswith("http") and "/img" not in origin
+    assert (f'&lt;meta http-equiv="Delegate-CH" content="sec-ch-dpr {origin}; '
+            f'sec-ch-width {origin}"&gt;') in html
+    assert "sizes=" in html  # the snippet's img has sizes: Sec-CH-Width is sent for it
