@@ -6,17 +6,19 @@ The order of a request (docs/api.md is the contract):
    ``s`` signs the URL — no database, no pixels;
 2. resolve code/position → (image id, version, sizes) from the in-process resolution cache,
    kept exact across workers by PostgreSQL LISTEN/NOTIFY (``cache.ImageListener``);
-3. negotiate the format, build the key ``id:version:options.format`` — the strong ETag too —
-   and answer 304 when the client has it;
+3. negotiate the format, apply the client hints the URL leaves open (``Sec-CH-Width``,
+   ``Sec-CH-DPR``, ``Save-Data``: ``options.apply_hints``, ``_hinted``), build the key
+   ``id:version:options.format`` — the strong ETag too — and ``Vary`` (``options.vary``), and
+   answer 304 when the client has it;
 4. the variant: memory LRU → Redis → render, the last two behind a single flight per key;
    a render reads the master (or the original when the master is too small) through the
    masters cache and runs in the libvips pool under a bounded queue and a time limit.
 
 A storefront asks the same few URLs over and over, so a request that was answered before is
-replayed (``replay``): ``recent`` keeps, per (request target, Accept), what steps 1–3
-concluded — the resolved image, the key, the headers — and the replay only checks that the
-address still resolves to that same image version and that the variant is still in memory.
-No bytes are kept there.
+replayed (``replay``): ``recent`` keeps, per (request target, Accept, client hints as sent),
+what steps 1–3 concluded — the resolved image, the key, the headers — and the replay only
+checks that the address still resolves to that same image version and that the variant is
+still in memory. No bytes are kept there.
 
 While the database is away, an address resolves to the last answer the database gave for it
 (stale-if-error, ``known``), so what memory or Redis holds is still served; anything that
