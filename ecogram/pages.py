@@ -33,6 +33,9 @@ PAGE_HEADERS = {
     "Content-Security-Policy": CSP,
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
+    # The client hints /img honours (docs/delivery.md#client-hints): browsers send them with
+    # this origin's image requests once a page asks.
+    "Accept-CH": "Sec-CH-DPR, Sec-CH-Width",
 }
 
 

@@ -6,17 +6,19 @@ The order of a request (docs/api.md is the contract):
    ``s`` signs the URL — no database, no pixels;
 2. resolve code/position → (image id, version, sizes) from the in-process resolution cache,
    kept exact across workers by PostgreSQL LISTEN/NOTIFY (``cache.ImageListener``);
-3. negotiate the format, build the key ``id:version:options.format`` — the strong ETag too —
-   and answer 304 when the client has it;
+3. negotiate the format, apply the client hints the URL leaves open (``Sec-CH-Width``,
+   ``Sec-CH-DPR``, ``Save-Data``: ``options.apply_hints``, ``_hinted``), build the key
+   ``id:version:options.format`` — the strong ETag too — and ``Vary`` (``options.vary``), and
+   answer 304 when the client has it;
 4. the variant: memory LRU → Redis → render, the last two behind a single flight per key;
    a render reads the master (or the original when the master is too small) through the
    masters cache and runs in the libvips pool under a bounded queue and a time limit.
 
 A storefront asks the same few URLs over and over, so a request that was answered before is
-replayed (``replay``): ``recent`` keeps, per (request target, Accept), what steps 1–3
-concluded — the resolved image, the key, the headers — and the replay only checks that the
-address still resolves to that same image version and that the variant is still in memory.
-No bytes are kept there.
+replayed (``replay``): ``recent`` keeps, per (request target, Accept, client hints as sent),
+what steps 1–3 concluded — the resolved image, the key, the headers — and the replay only
+checks that the address still resolves to that same image version and that the variant is
+still in memory. No bytes are kept there.
 
 While the database is away, an address resolves to the last answer the database gave for it
 (stale-if-error, ``known``), so what memory or Redis holds is still served; anything that
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import email.utils
 import functools
@@ -71,10 +74,16 @@ from ecogram.errors import AppError
 from ecogram.imaging import pipeline, product, quality
 from ecogram.imaging.options import (
     KNOWN,
+    LOSSY_FORMATS,
     OUTPUT_FORMATS,
+    Hints,
     RenderOptions,
+    apply_hints,
     negotiate,
     parse_options,
+    save_data_quality,
+    saves_data,
+    vary,
 )
 from ecogram.imaging.probe import QCLimits
 from ecogram.metrics import Metrics
@@ -90,7 +99,7 @@ MAX_POSITION = 2_147_483_647  # images.position is an integer
 MAX_CODE = 200
 PARSED_MEMO = 4096  # distinct query strings whose parsed options are kept
 ACCEPT_MEMO = 512  # distinct Accept headers whose negotiated format is kept
-RECENT_MEMO = 4096  # distinct (request target, Accept) whose answer can be replayed
+RECENT_MEMO = 4096  # distinct (request target, Accept, hints) whose answer can be replayed
 KNOWN_CODES = 50_000  # codes whose last resolution is kept for when the database is away
 STALE_WINDOW = 1.0  # seconds after a database failure during which resolve() asks it no more
 EAGER_QUEUE = 1000  # approvals waiting for their presets; beyond, presets render on demand
@@ -331,8 +340,12 @@ class Delivery:
         self._resolve_flights: SingleFlight[Resolved | None] = SingleFlight()
         self._parsed: dict[Any, tuple[RenderOptions, int | None]] = {}
         self._negotiated: dict[tuple[str | None, bool], str] = {}
-        self.recent: dict[tuple[str, str | None], _Recent] = {}
+        # Keyed (target, Accept, client hints or None when the request sent none).
+        self.recent: dict[tuple[str, str | None, Hints | None], _Recent] = {}
         self._allowed = frozenset(settings.allowed_sizes or ())
+        self._allowed_sorted = (
+            tuple(sorted(settings.allowed_sizes)) if settings.allowed_sizes is not None else None
+        )
         self._short_cache = f"public, max-age={settings.cache_max_age}"
         self._capacity = settings.render_threads + settings.render_queue
         self._in_flight = 0
@@ -405,14 +418,18 @@ class Delivery:
         _memo_put(self._parsed, memo_key, parsed, PARSED_MEMO)
         return parsed
 
-    def replay(self, target: str, accept: str | None, if_none_match: str | None) -> Answer | None:
+    def replay(
+        self, target: str, accept: str | None, if_none_match: str | None,
+        hints: Hints | None = None,
+    ) -> Answer | None:
         """The answer to a request answered before, from memory; None when it must be served.
 
-        ``target`` is the raw request target (path and query as sent). Valid only while the
-        address still resolves to the very image the answer was made for, and its variant is
-        still in the memory tier; no work beyond those two lookups.
+        ``target`` is the raw request target (path and query as sent), ``hints`` the client
+        hints as sent (None when there are none: the common case costs one more tuple slot).
+        Valid only while the address still resolves to the very image the answer was made for,
+        and its variant is still in the memory tier; no work beyond those two lookups.
         """
-        recent = self.recent.get((target, accept))
+        recent = self.recent.get((target, accept, hints))
         if recent is None or (
             self.resolutions.get(recent.code, recent.position) is not recent.resolved
         ):
@@ -438,21 +455,24 @@ class Delivery:
         query_string: str,
         accept: str | None,
         if_none_match: str | None,
+        hints: Hints | None = None,
     ) -> Answer:
         """The answer to ``GET /img/{code}[/{position}]``; AppError for 4xx/503.
 
         ``target`` is the raw request target, ``path`` the decoded path, ``query_string`` the
-        raw query (still percent-encoded).
+        raw query (still percent-encoded), ``hints`` the client hints sent (None: none).
         """
-        opts, wanted_version = self.parse(path, query_string)
-        if isinstance(opts, ChannelAsk):
+        asked, wanted_version = self.parse(path, query_string)
+        if isinstance(asked, ChannelAsk):
             return await self.serve_rendition(
-                target, accept, code, position, opts, wanted_version, if_none_match
+                target, accept, code, position, asked, wanted_version, if_none_match, hints
             )
         for attempt in (1, 2):
             resolved = await self.resolve(code, position)
-            fmt = self._negotiate(opts.fmt, accept, resolved.has_alpha)
-            used = with_quality(opts, resolved, fmt)
+            fmt = self._negotiate(asked.fmt, accept, resolved.has_alpha)
+            # Client hints and Save-Data first (Save-Data lowers the calibrated q one step),
+            # then the calibrated q where no q was asked or hinted.
+            used = with_quality(self._hinted(asked, hints, resolved, fmt), resolved, fmt)
             key = f"{resolved.id}:{resolved.version}:{used.cache_key(fmt)}"
             etag = f'"{key}"'
             headers = {
@@ -464,8 +484,9 @@ class Delivery:
             }
             if fmt in pipeline.DEFAULT_QUALITY:
                 headers[QUALITY_HEADER] = str(used.quality or pipeline.DEFAULT_QUALITY[fmt])
-            if opts.fmt == "auto":
-                headers["Vary"] = "Accept"
+            varies = vary(asked, fmt)  # what the URL leaves to the request's headers
+            if varies:
+                headers["Vary"] = varies
             if if_none_match is not None and etag_matches(if_none_match, etag):
                 self._served["not_modified"].inc()
                 return Answer(304, b"", headers, "not_modified")
@@ -478,7 +499,7 @@ class Delivery:
                     raise not_found() from None
                 continue
             full = {**headers, "Content-Type": variant.content_type}
-            _memo_put(self.recent, (target, accept), _Recent(
+            _memo_put(self.recent, (target, accept, hints), _Recent(
                 code, position, resolved, key, etag, CIMultiDict(full), CIMultiDict(headers)
             ), RECENT_MEMO)
             self._served[tier].inc()
@@ -549,8 +570,10 @@ class Delivery:
         ask: ChannelAsk,
         wanted_version: int | None,
         if_none_match: str | None,
+        hints: Hints | None = None,
     ) -> Answer:
-        """The answer to a channel rendition of the approved photo at this address."""
+        """The answer to a channel rendition of the approved photo at this address (hints
+        change nothing here; they only key the replay as the request was sent)."""
         for attempt in (1, 2):
             resolved = await self.resolve(code, position)
             key = self.rendition_key(resolved, ask)
@@ -566,7 +589,7 @@ class Delivery:
                     raise not_found() from None
                 continue
             full = self._rendition_full(headers, variant)
-            _memo_put(self.recent, (target, accept), _Recent(
+            _memo_put(self.recent, (target, accept, hints), _Recent(
                 code, position, resolved, key, headers["ETag"], CIMultiDict(full),
                 CIMultiDict(headers),
             ), RECENT_MEMO)
@@ -640,6 +663,25 @@ class Delivery:
         if self.redis is not None:
             self.redis.put_later(key, variant)
         return variant, "render"
+
+    def _hinted(
+        self, opts: RenderOptions, hints: Hints | None, resolved: Resolved, fmt: str
+    ) -> RenderOptions:
+        """The options once client hints apply (``options.apply_hints``) and ``Save-Data: on``
+        lowers the quality one step (an explicit ``q`` wins; PNG has no quality)."""
+        if hints is None:
+            return opts
+        opts = apply_hints(opts, hints, self._allowed_sorted, resolved.width)
+        if saves_data(hints.save_data) and opts.quality is None and fmt in LOSSY_FORMATS:
+            opts = dataclasses.replace(
+                opts, quality=save_data_quality(self.default_quality(resolved, fmt))
+            )
+        return opts
+
+    def default_quality(self, resolved: Resolved, fmt: str) -> int:
+        """The quality a request without ``q`` gets in this format: this version's calibrated q
+        (``with_quality``), else the pipeline's fixed default."""
+        return resolved.quality.get(fmt) or pipeline.DEFAULT_QUALITY[fmt]
 
     def _negotiate(self, fmt: str, accept: str | None, has_alpha: bool) -> str:
         """``options.negotiate``, memoised: browsers send a handful of distinct Accept headers."""

@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from ecogram.errors import AppError
 
@@ -33,6 +34,13 @@ MAX_DPR = 4.0
 PASS_THROUGH = frozenset({"v", "s"})
 KNOWN = frozenset({"w", "h", "dpr", "fit", "g", "fmt", "q", "bg"}) | PASS_THROUGH
 
+# Client hints (docs/delivery.md#client-hints): a DPR hint is rounded to this step, so the
+# cache holds a few ratios, not one per device; Save-Data lowers the quality by one step.
+HINT_DPR_STEP = 0.5
+SAVE_DATA_STEP = 15
+SAVE_DATA_MIN_QUALITY = 20
+LOSSY_FORMATS = frozenset({"avif", "webp", "jpeg"})
+
 _INT = re.compile(r"[0-9]{1,6}")
 _DPR = re.compile(r"[0-9]{1,2}(\.[0-9]{1,6})?")
 _HEX = re.compile(r"#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
@@ -52,6 +60,8 @@ class RenderOptions:
     fmt: str = "auto"
     quality: int | None = None
     bg: str = "ffffff"  # six lowercase hex digits
+    # ``dpr`` was in the URL (else Sec-CH-DPR may set it); renders nothing differently.
+    dpr_given: bool = field(default=False, compare=False)
 
     def target_size(self) -> tuple[int | None, int | None]:
         """The requested box in device pixels (``dpr`` applied, rounded half up)."""
@@ -143,7 +153,7 @@ def parse_options(query: Mapping[str, str]) -> RenderOptions:
         digits = match.group(1).lower()
         bg = "".join(c * 2 for c in digits) if len(digits) == 3 else digits
 
-    return RenderOptions(width, height, dpr, fit, gravity, fmt, quality, bg)
+    return RenderOptions(width, height, dpr, fit, gravity, fmt, quality, bg, "dpr" in query)
 
 
 def _accepted_types(accept: str) -> dict[str, float]:
@@ -182,3 +192,106 @@ def negotiate(fmt: str, accept_header: str | None, has_alpha: bool) -> str:
     if accepted.get("image/webp", 0.0) > 0:
         return "webp"
     return "png" if has_alpha else "jpeg"
+
+
+# --- client hints -------------------------------------------------------------------------------
+
+class Hints(NamedTuple):
+    """The client hints of a request as sent (raw header values, None when absent)."""
+
+    width: str | None = None  # Sec-CH-Width: the image's layout width in physical pixels
+    dpr: str | None = None  # Sec-CH-DPR
+    save_data: str | None = None  # Save-Data
+
+
+def hint_width(raw: str | None) -> int | None:
+    """Sec-CH-Width as a whole number of pixels ≥ 1; anything else is no hint (a browser sent
+    it: never a 400)."""
+    if raw is None:
+        return None
+    raw = raw.strip()
+    if not _INT.fullmatch(raw) or int(raw) < 1:
+        return None
+    return int(raw)
+
+
+def hint_dpr(raw: str | None) -> float | None:
+    """Sec-CH-DPR clamped to 1–4 and rounded to the nearest HINT_DPR_STEP; malformed: None."""
+    if raw is None:
+        return None
+    raw = raw.strip()
+    if not _DPR.fullmatch(raw):
+        return None
+    value = min(MAX_DPR, max(MIN_DPR, float(raw)))
+    return math.floor(value / HINT_DPR_STEP + 0.5) * HINT_DPR_STEP
+
+
+def saves_data(raw: str | None) -> bool:
+    """``Save-Data: on`` (the only value the header has; anything else is off)."""
+    return raw is not None and raw.strip().lower() == "on"
+
+
+def save_data_quality(quality: int) -> int:
+    """One step below the quality otherwise chosen (the format's default or the photo's
+    calibrated one), for a client that asks to save data."""
+    return max(SAVE_DATA_MIN_QUALITY, quality - SAVE_DATA_STEP)
+
+
+def round_up_size(width: int, allowed: tuple[int, ...] | None) -> int:
+    """The smallest allowed size ≥ ``width`` (the largest when none is); any size (up to
+    MAX_SIDE) when every size is allowed."""
+    if allowed is None:
+        return min(width, MAX_SIDE)
+    return next((size for size in allowed if size >= width), allowed[-1])
+
+
+def apply_hints(
+    opts: RenderOptions, hints: Hints, allowed: tuple[int, ...] | None, source_width: int
+) -> RenderOptions:
+    """The options once the client hints the URL leaves open are applied.
+
+    - no ``w``: the width is Sec-CH-Width (physical pixels) rounded up to an allowed size, at
+      most the original's width when the width alone bounds the picture (no enlargement: the
+      same pixels as any larger size), and ``dpr`` 1 — the hint has it already (an ``h`` keeps
+      its device pixels);
+    - ``w`` without ``dpr``: ``dpr`` is Sec-CH-DPR (1–4, in steps of HINT_DPR_STEP), lowered
+      step by step until every side is an allowed size — a hint never unlocks a size the URL
+      could not ask for, signed or not.
+    ``allowed`` is sorted ascending (None: any size).
+    """
+    if opts.width is None:
+        width = hint_width(hints.width)
+        if width is None:
+            return opts
+        width = round_up_size(width, allowed)
+        if (opts.height is None or opts.fit == "inside") and width > source_width:
+            width = source_width
+        _, height = opts.target_size()
+        return replace(opts, width=width, height=height, dpr=1.0)
+    if opts.dpr_given:
+        return opts
+    dpr = hint_dpr(hints.dpr)
+    while dpr is not None and dpr > MIN_DPR:
+        hinted = replace(opts, dpr=dpr)
+        if all(side is None or (side <= MAX_SIDE and (allowed is None or side in allowed))
+               for side in hinted.target_size()):
+            return hinted
+        dpr -= HINT_DPR_STEP
+    return opts
+
+
+def vary(opts: RenderOptions, out_format: str) -> str:
+    """The request headers that change, or could change, the answer to these options (the
+    URL's, before hints): ``Accept`` for ``fmt=auto``; ``Sec-CH-Width`` without ``w``;
+    ``Sec-CH-DPR`` with ``w`` and without ``dpr``; ``Save-Data`` without ``q`` in a lossy
+    format. Empty when none does."""
+    names = []
+    if opts.fmt == "auto":
+        names.append("Accept")
+    if opts.width is None:
+        names.append("Sec-CH-Width")
+    elif not opts.dpr_given:
+        names.append("Sec-CH-DPR")
+    if opts.quality is None and out_format in LOSSY_FORMATS:
+        names.append("Save-Data")
+    return ", ".join(names)
