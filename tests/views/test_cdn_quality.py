@@ -189,3 +189,22 @@ async def test_the_eager_renders_use_the_calibrated_q(client, login_as, conn):
     response = await client.get("/img/EAGER?w=400&fmt=webp")
     assert served_count(client, "memory") == before + 1
     assert response.headers["X-Ecogram-Quality"] == str(calibrated)
+
+
+async def test_save_data_lowers_the_calibrated_q_one_step(client, login_as, conn):
+    # Save-Data composes with calibration: one step under this photo's own q, not under the
+    # fixed default; an explicit q still wins over both.
+    from ecogram.imaging.options import save_data_quality
+
+    delivery = client.app[keys.delivery]
+    noisy = await publish(client, login_as, noisy_photo(7), "SAVE-Q", filename="noisy.png")
+    await delivery.eager_idle()
+    calibrated = (await stored(conn, noisy["id"]))["webp"][1]
+    plain = await client.get("/img/SAVE-Q?w=200&fmt=webp")
+    assert plain.headers["X-Ecogram-Quality"] == str(calibrated)
+    saving = await client.get("/img/SAVE-Q?w=200&fmt=webp", headers={"Save-Data": "on"})
+    assert saving.status == 200
+    assert saving.headers["X-Ecogram-Quality"] == str(save_data_quality(calibrated))
+    assert "Save-Data" in saving.headers["Vary"]
+    pinned = await client.get("/img/SAVE-Q?w=200&fmt=webp&q=70", headers={"Save-Data": "on"})
+    assert pinned.headers["X-Ecogram-Quality"] == "70"
