@@ -285,3 +285,13 @@ async def report(conn: asyncpg.Connection, query: Query) -> dict[str, Any]:
         "totals": _figures(totals),
         "days": [{"day": day["day"].isoformat(), **_figures(day)} for day in days],
     }
+
+
+async def week_panel(conn: asyncpg.Connection, top: int = 5) -> dict[str, Any]:
+    """The dashboard's delivery panel: the last seven days (today included) — the most-served
+    and the heaviest photos (bytes per request), the totals and the figures per day."""
+    served = await report(conn, Query.of(None, None, sort="-requests", per_page=top))
+    heaviest = await report(conn, Query.of(None, None, sort="-bytes_per_request", per_page=top))
+    return {"most_served": served["items"], "heaviest": heaviest["items"],
+            "totals": served["totals"],
+            "days": [{**day, "day": dt.date.fromisoformat(day["day"])} for day in served["days"]]}
