@@ -18,7 +18,7 @@ from aiohttp import web
 
 from ecogram import db, i18n, jobs, keys, storage
 from ecogram.auth.throttle import login_throttle_context
-from ecogram.catalog import events, originals
+from ecogram.catalog import analytics, events, originals
 from ecogram.catalog.channels import GeometryRecorder
 from ecogram.catalog.delivery import Delivery
 from ecogram.catalog.imports import qc_limits
@@ -87,6 +87,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> web
     app.cleanup_ctx.append(redis_context)  # the one Redis client (REDIS_URL), for both below
     app.cleanup_ctx.append(login_throttle_context)  # after _database: it uses the pool
     app.cleanup_ctx.append(_delivery)  # after the pool and the libvips pool it uses
+    app.cleanup_ctx.append(_analytics)  # after _delivery: it counts the delivery's answers
     app.cleanup_ctx.append(_job_worker)  # after the pool and the libvips pool it uses
     app.cleanup_ctx.append(_geometry)  # channel readiness: measure approved/changed photos
     setup_routes(app)
@@ -185,6 +186,24 @@ async def _delivery(app: web.Application) -> AsyncIterator[None]:
     hooks.on_approved.remove(delivery.on_approved)
     hooks.on_changed.remove(delivery.on_changed)
     await delivery.close()
+
+
+async def _analytics(app: web.Application) -> AsyncIterator[None]:
+    """The delivery's counts (catalog.analytics), flushed every ECOGRAM_ANALYTICS_FLUSH seconds
+    and at the end, before the pool closes."""
+    interval = app[keys.settings].analytics_flush
+    if interval <= 0:
+        yield
+        return
+    delivery = app[keys.delivery]
+    counts = analytics.Counts()
+    flusher = analytics.Flusher(app[keys.db_pool], counts, interval)
+    delivery.counts = counts
+    app[keys.analytics] = flusher
+    flusher.start()
+    yield
+    delivery.counts = analytics.NoCounts()
+    await flusher.stop()
 
 
 async def _geometry(app: web.Application) -> AsyncIterator[None]:

@@ -13,6 +13,7 @@ from ecogram.metrics import Metrics
 from ecogram.settings import Settings
 
 if TYPE_CHECKING:  # a type only: keys must not import the use cases above it
+    from ecogram.catalog.analytics import Flusher
     from ecogram.catalog.channels import GeometryRecorder
     from ecogram.catalog.delivery import Delivery
     from ecogram.redis_client import SharedRedis
@@ -32,6 +33,8 @@ login_throttle = web.AppKey("login_throttle", object)
 delivery: web.AppKey[Delivery] = web.AppKey("delivery")
 # Measures approved and changed photos for channel readiness, in the background (catalog.channels).
 geometry: web.AppKey[GeometryRecorder] = web.AppKey("geometry")
+# Writes the delivery's counts to PostgreSQL; set only when counting (catalog.analytics).
+analytics: web.AppKey[Flusher] = web.AppKey("analytics")
 
 # None until the request needs one (ecogram.request_ids).
 request_id: web.RequestKey[str | None] = web.RequestKey("request_id")

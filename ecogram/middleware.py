@@ -13,6 +13,7 @@ from multidict import istr
 
 from ecogram import db, request_ids
 from ecogram.errors import AppError
+from ecogram.logqueue import JsonLine
 from ecogram.metrics import Metrics
 from ecogram.pages import render_page
 from ecogram.request_ids import request_id
@@ -103,19 +104,17 @@ def make_request_context(metrics: Metrics):
             )
             observe(route, request.method, status, elapsed)
             if log_request:
-                log.info(
-                    json.dumps(
-                        {
-                            "event": "request",
-                            "request_id": request_id(request),
-                            "method": request.method,
-                            "path": request.path,
-                            "route": route,
-                            "status": status,
-                            "ms": round(elapsed * 1000, 2),
-                        }
-                    )
-                )
+                # JsonLine: the JSON is made by the handler (off the request path when the
+                # server logs through ecogram.logqueue), not here.
+                log.info(JsonLine({
+                    "event": "request",
+                    "request_id": request_id(request),
+                    "method": request.method,
+                    "path": request.path,
+                    "route": route,
+                    "status": status,
+                    "ms": round(elapsed * 1000, 2),
+                }))
 
     return request_context
 

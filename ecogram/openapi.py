@@ -164,6 +164,24 @@ SCHEMAS: dict[str, Any] = {
             "details": {"type": "object"},
         },
     },
+    "DeliveryFigures": {
+        "type": "object",
+        "required": ["requests", "bytes_sent", "bytes_saved", "bytes_per_request", "hits",
+                     "hit_ratio", "renders", "render_ms", "render_ms_avg"],
+        "properties": {
+            "requests": {"type": "integer", "description": "Answers (200 and 304)."},
+            "bytes_sent": {"type": "integer"},
+            "bytes_saved": {"type": "integer",
+                            "description": "Answers × the original's size − bytes sent."},
+            "bytes_per_request": {"type": ["number", "null"]},
+            "hits": {"type": "integer",
+                     "description": "Answers without a render: memory, Redis, 304."},
+            "hit_ratio": {"type": ["number", "null"]},
+            "renders": {"type": "integer", "description": "Renders, eager ones included."},
+            "render_ms": {"type": "number"},
+            "render_ms_avg": {"type": ["number", "null"]},
+        },
+    },
     "AuditList": {
         "type": "object",
         "required": ["items", "total", "page", "per_page"],
@@ -424,6 +442,45 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         _query("per_page", {"type": "integer", "minimum": 1, "maximum": 200},
                "Items per page."),
     ], "responses": {"200": _json(_ref("AuditList"))}},
+    "analytics_get": {
+        "summary": "Delivery analytics: what the storefront loads, per photo or product",
+        "description": "Requests, bytes sent, bytes saved against the original, hits and "
+                       "renders over whole days (UTC), counted by each worker and written every "
+                       "ECOGRAM_ANALYTICS_FLUSH seconds (docs/analytics.md).",
+        "parameters": [
+            _query("since", _TIME, "First day (default: seven days before until)."),
+            _query("until", _TIME, "The day after the last (default: tomorrow)."),
+            _query("code", {"type": "string"}, "Product codes, comma-separated or repeated."),
+            _query("group", {"enum": ["photo", "product"]}, "Rows per photo (default) or "
+                   "per product code."),
+            _query("sort", {"enum": [f"{d}{k}" for k in (
+                "requests", "bytes_sent", "bytes_saved", "bytes_per_request", "renders",
+                "render_ms", "code") for d in ("", "-")]}, "Order (default -requests)."),
+            _query("page", {"type": "integer", "minimum": 1, "maximum": 10000}, "Page, from 1."),
+            _query("per_page", {"type": "integer", "minimum": 1, "maximum": 200},
+                   "Rows per page (default 50)."),
+        ],
+        "responses": {"200": _json({
+            "type": "object",
+            "required": ["since", "until", "group", "items", "page", "per_page", "total",
+                         "totals", "days"],
+            "properties": {
+                "since": {"type": "string", "format": "date"},
+                "until": {"type": "string", "format": "date"},
+                "group": {"enum": ["photo", "product"]},
+                "items": {"type": "array", "items": {"allOf": [
+                    {"type": "object", "required": ["code"], "properties": {
+                        "code": {"type": "string"}, "image_id": {"type": "integer"},
+                        "position": {"type": "integer"}}},
+                    _ref("DeliveryFigures")]}},
+                "page": {"type": "integer"}, "per_page": {"type": "integer"},
+                "total": {"type": "integer"},
+                "totals": _ref("DeliveryFigures"),
+                "days": {"type": "array", "items": {"allOf": [
+                    {"type": "object", "required": ["day"],
+                     "properties": {"day": {"type": "string", "format": "date"}}},
+                    _ref("DeliveryFigures")]}},
+            }})}},
     "channels_list": {"summary": "The sales channel profiles", "responses": {"200": _json({
         "type": "object", "required": ["items"],
         "properties": {"items": {"type": "array", "items": _ref("Channel")}}})}},

@@ -16,6 +16,7 @@ from ecogram.auth.guard import Handler, guarded
 from ecogram.auth.roles import PUBLIC, ROLES
 from ecogram.views import (
     admin,
+    api_analytics,
     api_audit,
     api_auth,
     api_channel_ids,
@@ -88,6 +89,8 @@ ROUTES: list[Route] = [
     Route("GET", "/api/v1/exports/{format:(shopify|woocommerce|magento|json|zip|vtex|google"
           "|mercadolivre|nuvemshop|renditions)}", api_exports.export, "exports_get", "reviewer"),
     Route("GET", "/api/v1/audit", api_audit.list_audit, "audit_list", "admin"),
+    # Delivery analytics (issue 15): what the storefront loads, per photo or product
+    Route("GET", "/api/v1/analytics", api_analytics.get_analytics, "analytics_get", "viewer"),
     # Sales channels (issue 13): the profiles, and each product's readiness for one
     Route("GET", "/api/v1/channels", api_channels.list_channels, "channels_list", "viewer"),
     Route("GET", "/api/v1/channels/{id}", api_channels.get_channel, "channels_get", "viewer"),

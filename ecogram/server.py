@@ -27,6 +27,7 @@ from aiohttp.web_protocol import RequestHandler
 from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 
+from ecogram import logqueue
 from ecogram.settings import Settings
 
 log = logging.getLogger("ecogram.server")
@@ -204,8 +205,12 @@ def serve_here(settings: Settings, sock: socket.socket) -> None:
         finally:
             await runner.cleanup()
 
-    with asyncio.Runner(loop_factory=_new_loop) as runner:
-        runner.run(serve())
+    stop_log_queue = logqueue.start()
+    try:
+        with asyncio.Runner(loop_factory=_new_loop) as runner:
+            runner.run(serve())
+    finally:
+        stop_log_queue()  # the lines still queued are written before the process ends
 
 
 def serve_workers(settings: Settings, sock: socket.socket) -> None:
@@ -282,6 +287,13 @@ class GunicornApp(BaseApplication):
             # In the worker, after the fork: aiohttp's gunicorn worker starts this runner.
             from ecogram.app import create_app
 
-            return make_runner(create_app(settings, migrate=False), settings)
+            app = create_app(settings, migrate=False)
+            stop_log_queue = logqueue.start()  # the listener thread is this worker's
+
+            async def drain_log_queue(app: web.Application) -> None:
+                stop_log_queue()
+
+            app.on_cleanup.append(drain_log_queue)
+            return make_runner(app, settings)
 
         return runner

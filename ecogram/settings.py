@@ -156,6 +156,16 @@ def _positive(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     return checked
 
 
+def _not_negative(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def checked(raw: str) -> Any:
+        value = parse(raw)
+        if value < 0:
+            raise ValueError("must be zero or more")
+        return value
+
+    return checked
+
+
 def _url(raw: str) -> str:
     value = raw.strip().rstrip("/")
     if value and not re.match(r"^https?://[^/\s]+", value):
@@ -403,6 +413,11 @@ class Settings:
         "ECOGRAM_QUALITY_BOUNDS", "webp:50-90,avif:35-80,jpeg:55-90", "Lowest and highest q "
         "the calibration may choose, per format (`format:floor-ceiling`, comma-separated); "
         "only these formats are calibrated.", _quality_bounds)
+
+    analytics_flush: float = setting(
+        "ECOGRAM_ANALYTICS_FLUSH", "10", "Seconds between a worker's writes of its delivery "
+        "counts (requests, bytes, hits and renders per photo) to PostgreSQL "
+        "([analytics.md](analytics.md)); 0 turns the counting off.", _not_negative(_float))
 
     # --- sales channels ------------------------------------------------------------------------
     channels: tuple[str, ...] = setting(

@@ -239,3 +239,24 @@ def test_keep_alive_is_not_cut_by_the_header_timeout(serve):
         assert second.startswith(b"HTTP/1.1 200 "), second
     lines = served.log_lines()
     assert not [line for line in lines if line.get("event") == "header_timeout"]
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_the_request_log_line_keeps_every_field_and_none_is_lost_at_stop(serve, workers):
+    # The line is written by a queue's thread, off the request path: it still has every field,
+    # and the lines queued when SIGTERM arrives are written before the process ends.
+    served = serve("--workers", workers)
+    answered = [_get(served.url + f"/healthz?n={n}") for n in range(40)]
+    assert answered == [200] * 40
+    os.kill(served.proc.pid, signal.SIGTERM)
+    assert served.proc.wait(30) == 0
+    lines = served.log_lines()
+    assert all("text" not in line for line in lines), served.log.read_text()
+    requests = [line for line in lines if line.get("event") == "request"]
+    # 40 here, plus the fixture's wait for /healthz (at least one).
+    assert len(requests) >= 41, served.log.read_text()
+    for line in requests:
+        assert set(line) == {"event", "request_id", "method", "path", "route", "status", "ms"}
+        assert line["method"] == "GET" and line["path"] == "/healthz"
+        assert line["route"] == "healthz" and line["status"] == 200
+        assert isinstance(line["ms"], float) and line["request_id"]

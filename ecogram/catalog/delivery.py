@@ -68,6 +68,7 @@ from ecogram.cache import (
     Variant,
 )
 from ecogram.catalog import signing
+from ecogram.catalog.analytics import Counts, NoCounts
 from ecogram.catalog.imports import qc_limits
 from ecogram.channels import Profile
 from ecogram.errors import AppError
@@ -369,6 +370,7 @@ class Delivery:
         self._res_stale = metrics.resolutions.labels("stale")
         self._served = {tier: metrics.img_served.labels(tier)
                         for tier in ("memory", "redis", "render", "not_modified")}
+        self.counts: Counts = NoCounts()  # the analytics' (ecogram.app sets it when counting)
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -437,6 +439,7 @@ class Delivery:
         if if_none_match is not None and etag_matches(if_none_match, recent.etag):
             self._res_hit.inc()
             self._served["not_modified"].inc()
+            self.counts.served(recent.resolved.id, 0, "not_modified")
             return Answer(304, b"", recent.not_modified, "not_modified")
         variant = self.variants.get(recent.key)
         if variant is None:
@@ -444,6 +447,7 @@ class Delivery:
         self._res_hit.inc()
         self._mem_hit.inc()
         self._served["memory"].inc()
+        self.counts.served(recent.resolved.id, len(variant.data), "memory")
         return Answer(200, variant.data, recent.headers, "memory")
 
     async def serve(
@@ -489,6 +493,7 @@ class Delivery:
                 headers["Vary"] = varies
             if if_none_match is not None and etag_matches(if_none_match, etag):
                 self._served["not_modified"].inc()
+                self.counts.served(resolved.id, 0, "not_modified")
                 return Answer(304, b"", headers, "not_modified")
             try:
                 variant, tier = await self.variant(resolved, used, fmt, key)
@@ -503,6 +508,7 @@ class Delivery:
                 code, position, resolved, key, etag, CIMultiDict(full), CIMultiDict(headers)
             ), RECENT_MEMO)
             self._served[tier].inc()
+            self.counts.served(resolved.id, len(variant.data), tier)
             return Answer(200, variant.data, full, tier)
         raise AssertionError("unreachable")
 
@@ -580,6 +586,7 @@ class Delivery:
             headers = self._rendition_headers(resolved, ask, key, wanted_version)
             if if_none_match is not None and etag_matches(if_none_match, headers["ETag"]):
                 self._served["not_modified"].inc()
+                self.counts.served(resolved.id, 0, "not_modified")
                 return Answer(304, b"", headers, "not_modified")
             try:
                 variant, tier = await self.rendition(resolved, ask, key)
@@ -594,6 +601,7 @@ class Delivery:
                 CIMultiDict(headers),
             ), RECENT_MEMO)
             self._served[tier].inc()
+            self.counts.served(resolved.id, len(variant.data), tier)
             return Answer(200, variant.data, full, tier)
         raise AssertionError("unreachable")
 
@@ -910,6 +918,7 @@ class Delivery:
                 self._release_slot()
         self.metrics.renders.labels(fmt, kind).inc()
         self.metrics.render_seconds.labels(fmt).observe(seconds)
+        self.counts.rendered(resolved.id, seconds)
         return source, rendered, used
 
     # --- placeholder ------------------------------------------------------------------------

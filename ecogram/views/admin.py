@@ -17,12 +17,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
+from babel import numbers as babel_numbers
 
 from ecogram import keys
 from ecogram.auth.guard import csrf_token_for
 from ecogram.auth.roles import ROLES, allows
 from ecogram.catalog import (
     accounts,
+    analytics,
     audit_trail,
     channel_board,
     events,
@@ -163,14 +165,29 @@ async def dashboard(request: web.Request) -> web.Response:
     tz = localizer_for(request).tz
     async with request.app[keys.db_pool].acquire() as conn:
         board = await overview.dashboard(conn, tz=tz, with_audit=allows(user.role, "admin"))
+        delivery = await analytics.week_panel(conn)
     users = ({u["id"]: u for u in await accounts.list_users(request.app[keys.db_pool])}
              if board.recent else {})
     return _page(request, "admin/dashboard.html", {
         "board": board,
         "users": users,
         "chart": _chart(board),
+        "delivery": delivery,
+        "percent": _percent(request),
         "waiting": [_record(request, row) for row in board.waiting],
     })
+
+
+def _percent(request: web.Request):
+    """A ratio as the page's language writes a percentage (95.5%, 95,5%)."""
+    lang = localizer_for(request).lang
+
+    def percent(ratio: float | None) -> str:
+        if ratio is None:
+            return "–"
+        return babel_numbers.format_percent(ratio, "#,##0.#%", locale=lang)
+
+    return percent
 
 
 def _chart(board: overview.Dashboard) -> dict[str, Any]:

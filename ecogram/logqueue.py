@@ -1,0 +1,130 @@
+"""Log lines written off the request path: a ``QueueHandler`` in front, a ``QueueListener``
+thread behind it.
+
+A server process (``ecogram serve``'s one worker, or each gunicorn worker after its fork: a
+thread does not survive a fork) moves the root logger's handlers behind a queue. A request then
+only builds its record and puts it on the queue; the JSON is made and written by the listener
+thread. ``stop()`` drains the queue, so no line is lost at shutdown.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import queue
+from collections.abc import Callable
+
+
+class JsonLine:
+    """A log message that is one JSON object, made only when the line is written.
+
+    ``record.getMessage()`` (what every formatter calls) gives the JSON, so handlers and
+    watchers that read it see the same line as before; the request pays for a tuple, not for
+    ``json.dumps``."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self, fields: dict) -> None:
+        self.fields = fields
+
+    def __str__(self) -> str:
+        return json.dumps(self.fields)
+
+
+class _LazyQueueHandler(logging.handlers.QueueHandler):
+    """Puts the record itself on the queue: the standard ``prepare`` formats the message on the
+    caller's thread, which is the cost this is here to move. The queue is in-process (a
+    thread's), so the record need not be made picklable."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record
+
+
+class _BatchListener(logging.handlers.QueueListener):
+    """Writes what has queued up since its last write in one go: a stream handler's lines are
+    joined into one ``write`` and one flush (one system call for a burst of requests, not one
+    per line); any other handler handles each record as usual."""
+
+    _BATCH = 512
+
+    def _monitor(self) -> None:
+        q, sentinel = self.queue, self._sentinel
+        done = False
+        while not done:
+            batch: list[logging.LogRecord] = []
+            record = q.get()
+            while True:
+                if record is sentinel:
+                    done = True
+                    break
+                batch.append(record)
+                if len(batch) >= self._BATCH:
+                    break
+                try:
+                    record = q.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                self._write(batch)
+
+    def _write(self, batch: list[logging.LogRecord]) -> None:
+        for handler in self.handlers:
+            records = [r for r in batch if r.levelno >= handler.level]
+            if not records:
+                continue
+            if type(handler) is logging.StreamHandler and not handler.filters:
+                try:
+                    text = "".join(handler.format(r) + handler.terminator for r in records)
+                    with handler.lock:
+                        handler.stream.write(text)
+                        handler.flush()
+                except Exception:
+                    for record in records:
+                        handler.handleError(record)
+            else:
+                for record in records:
+                    handler.handle(record)
+
+
+def _skip_record_extras() -> None:
+    """A server's lines are ``%(message)s`` JSON: skip what each record would otherwise look up
+    and nobody prints — the caller's frame, thread, process and task names (the logging HOWTO's
+    "Optimization" section)."""
+    logging._srcfile = None  # type: ignore[attr-defined]  # documented there
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    logging.logAsyncioTasks = False  # type: ignore[attr-defined]  # Python 3.12+
+
+
+def start(*, lean: bool = True) -> Callable[[], None]:
+    """Move the root logger's handlers behind a queue; return the function that drains the
+    queue, stops the thread and puts the handlers back (idempotent). ``lean``: records skip
+    the caller, thread and process look-ups too (a server process's choice: process-wide)."""
+    if lean:
+        _skip_record_extras()
+    root = logging.getLogger()
+    handlers = [h for h in root.handlers if not isinstance(h, logging.handlers.QueueHandler)]
+    if not handlers:
+        return lambda: None
+    lines: queue.SimpleQueue = queue.SimpleQueue()
+    front = _LazyQueueHandler(lines)
+    listener = _BatchListener(lines, *handlers, respect_handler_level=True)
+    for handler in handlers:
+        root.removeHandler(handler)
+    root.addHandler(front)
+    listener.start()
+    stopped = False
+
+    def stop() -> None:
+        nonlocal stopped
+        if stopped:
+            return
+        stopped = True
+        root.removeHandler(front)
+        listener.stop()  # writes what is queued, then ends the thread
+        for handler in handlers:
+            root.addHandler(handler)
+
+    return stop
