@@ -103,6 +103,18 @@ async def may_claim_admin(conn: asyncpg.Connection, settings: Settings) -> bool:
     return not await admin_exists(conn)
 
 
+async def next_registration_is_admin(pool: asyncpg.Pool, settings: Settings) -> bool:
+    """What the sign-in and registration pages tell a newcomer: whether registering now makes
+    an admin (``may_claim_admin``). Only a hint: while the database is away it says no."""
+    try:
+        async with pool.acquire() as conn:
+            return await may_claim_admin(conn, settings)
+    except Exception as exc:
+        if db.is_unavailable(exc):
+            return False
+        raise
+
+
 def _registration_closed() -> AppError:
     return AppError(403, "registration_closed", "Registration is closed; ask an admin for an "
                     "account.")

@@ -37,13 +37,16 @@ def _redirect(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location, "Cache-Control": "no-store"})
 
 
-def _render(request: web.Request, template: str, context: dict[str, Any],
-            status: int = 200) -> web.Response:
+async def _render(request: web.Request, template: str, context: dict[str, Any],
+                  status: int = 200) -> web.Response:
     settings = request.app[keys.settings]
     context = {
         "user": request.get(keys.user),
         "csrf_token": csrf_token_for(request),
         "registration_open": settings.registration == "open",
+        # A newcomer is told what registering will do (the demo's account is no admin).
+        "first_is_admin": await accounts.next_registration_is_admin(
+            request.app[keys.db_pool], settings),
         **context,
     }
     response = render_page(template, request, context, status=status)
@@ -60,7 +63,7 @@ async def login_page(request: web.Request) -> web.Response:
     next_path = safe_next(request.query.get("next"))
     if keys.user in request:
         return _redirect(next_path)
-    return _render(request, "auth/login.html", {"next": next_path, "email": ""})
+    return await _render(request, "auth/login.html", {"next": next_path, "email": ""})
 
 
 async def login_submit(request: web.Request) -> web.Response:
@@ -75,7 +78,7 @@ async def login_submit(request: web.Request) -> web.Response:
     except AppError as error:
         if error.status not in (401, 422, 429):
             raise
-        response = _render(request, "auth/login.html",
+        response = await _render(request, "auth/login.html",
                            {"next": next_path, "email": email[:254], "error": error},
                            status=error.status)
         response.headers.update(error.headers)
@@ -88,7 +91,7 @@ async def login_submit(request: web.Request) -> web.Response:
 async def register_page(request: web.Request) -> web.Response:
     if keys.user in request:
         return _redirect("/")
-    return _render(request, "auth/register.html", {"email": "", "name": ""})
+    return await _render(request, "auth/register.html", {"email": "", "name": ""})
 
 
 async def register_submit(request: web.Request) -> web.Response:
@@ -105,7 +108,7 @@ async def register_submit(request: web.Request) -> web.Response:
     except AppError as error:
         if error.status not in (403, 409, 422, 429):
             raise
-        response = _render(
+        response = await _render(
             request, "auth/register.html",
             {"email": email[:254], "name": name[:200], "error": error,
              "error_field": error.details.get("field")},

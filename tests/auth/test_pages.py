@@ -263,3 +263,22 @@ async def test_the_page_helper_gives_the_sessions_csrf_token(client, admin_sessi
     jti = claims_of(admin_session)["jti"]
     request[keys.credentials] = Credentials(jti=jti, expires_at=0, via="cookie")
     assert csrf_token_for(request) == csrf_token(admin_session)
+
+
+CLAIM_HINT = "Nobody administers this service yet"
+
+
+async def test_the_pages_say_the_first_account_becomes_admin_until_one_exists(client):
+    # The newcomer's first page says what registering will do; once an admin exists, it says
+    # nothing of the kind (it would be untrue and an invitation).
+    for path in ("/login", "/register"):
+        page = await (await client.get(path)).text()
+        assert CLAIM_HINT in page, path
+    portuguese = await (await client.get(
+        "/register", headers={"Accept-Language": "pt-BR"})).text()
+    assert "Ninguém administra este serviço ainda" in portuguese
+    response = await client.post("/api/v1/auth/register", json={
+        "email": "ada@example.com", "name": "Ada", "password": PASSWORD})
+    assert (await response.json())["role"] == "admin"
+    for path in ("/login", "/register"):
+        assert CLAIM_HINT not in await (await client.get(path)).text(), path
