@@ -101,7 +101,9 @@ async def test_database_outage_is_503_and_img_serves_what_it_holds(
     caplog.set_level(logging.INFO)
     settings = Settings.from_env(
         {}, database_url=cluster.url, secret_key=TEST_SECRET, data_dir=tmp_path / "data",
+        # No calibration: one finishing after the warm-up would re-key the variants held.
         min_side=10, allowed_sizes=None, eager_widths=(), channels=(), db_timeout=2.0,
+        quality_target=0,
         # Sources are not kept in memory here, so a variant not held needs the database.
         masters_cache_mb=0, redis_url=REDIS_URL, redis_prefix=redis_prefix,
     )

@@ -28,8 +28,9 @@ SLOW = 10
 
 @pytest.fixture
 def settings(settings, request):
-    """The shared settings with a pool of three and room for ``request.param`` exports."""
-    return settings.replace(db_pool_min=1, db_pool_max=3,
+    """The shared settings with a pool of three and room for ``request.param`` exports; no
+    analytics flush, whose own short use of the pool the connection count below would see."""
+    return settings.replace(db_pool_min=1, db_pool_max=3, analytics_flush=0,
                             max_exports=getattr(request, "param", SLOW))
 
 
