@@ -373,6 +373,7 @@ async def test_while_the_database_is_away_held_renditions_are_still_served(
     settings = Settings.from_env(
         {}, database_url=cluster.url, secret_key=TEST_SECRET, data_dir=tmp_path / "data",
         min_side=10, eager_widths=(), channels=(), db_timeout=2.0, masters_cache_mb=0,
+        quality_target=0,
     )
     app = await aiohttp_client(create_app(settings))
     response = await app.post("/api/v1/auth/register", json={
