@@ -170,9 +170,11 @@ def render_template(template: Path, **values: Any) -> str:
                                                                values.items()})
 
 
-def nginx_conf(prefix: Path, root: Path, port: int) -> str:
+def nginx_conf(prefix: Path, root: Path, port: int, access_log: bool = False) -> str:
+    # --log-requests: nginx's default access log (combined format, a write per request).
     return render_template(BENCH / "nginx" / "nginx.conf.template", prefix=prefix, root=root,
-                           port=port)
+                           port=port,
+                           access_log=f"{prefix}/access.log" if access_log else "off")
 
 
 def thumbor_conf(result_storage: bool, result_dir: Path) -> str:
@@ -579,7 +581,7 @@ def prerender_warm(static: Path) -> None:
         (static / v.static().lstrip("/")).write_bytes(image.webpsave_buffer(Q=v.quality))
 
 
-def run_nginx(work: Path, seconds: float, log: Path) -> WrkResult:
+def run_nginx(work: Path, seconds: float, log: Path, access_log: bool = False) -> WrkResult:
     say("nginx static files (core 0), wrk (core 1)")
     prefix = work / "nginx"
     static = prefix / "static"
@@ -591,7 +593,7 @@ def run_nginx(work: Path, seconds: float, log: Path) -> WrkResult:
         path.chmod(0o755 if path.is_dir() else 0o644)
     port = free_port()
     conf = prefix / "nginx.conf"
-    conf.write_text(nginx_conf(prefix, static, port))
+    conf.write_text(nginx_conf(prefix, static, port, access_log))
     paths = write_paths(work / "warm-nginx.txt", [v.static() for v in warm_variants()])
     server = start_server("nginx", pinned([nginx_binary(), "-p", str(prefix), "-c", str(conf),
                                            "-e", str(prefix / "error.log")], SERVER_CORE),
@@ -754,7 +756,7 @@ def find_image_id(report: Any) -> int | None:
     return None
 
 
-def ecogram_env(database_url: str, data_dir: Path) -> dict[str, str]:
+def ecogram_env(database_url: str, data_dir: Path, log_requests: bool = False) -> dict[str, str]:
     # ECOGRAM_* settings of the caller's environment pass through (to bench another cache size,
     # say) and are listed in the report; these are the benchmark's own.
     env = dict(os.environ)
@@ -767,6 +769,8 @@ def ecogram_env(database_url: str, data_dir: Path) -> dict[str, str]:
         "ECOGRAM_ALLOWED_SIZES": "*",
         "ECOGRAM_LOG_LEVEL": "warning",
     })
+    if log_requests:  # --log-requests: the default level, a log line per request
+        del env["ECOGRAM_LOG_LEVEL"]
     env.pop("REDIS_URL", None)
     return env
 
@@ -802,7 +806,7 @@ def run_ecogram(work: Path, args: argparse.Namespace, log: Path,
                 samples: Sequence[Variant]) -> dict[str, Any]:
     db_name = f"ecogram_bench_{os.getpid()}"
     database_url = POSTGRES_URL + db_name
-    env = ecogram_env(database_url, work / "ecogram-data")
+    env = ecogram_env(database_url, work / "ecogram-data", args.log_requests)
     out: dict[str, Any] = {"database": db_name, "budget": cache_budget(env),
                            "settings": {k: v for k, v in sorted(env.items())
                                         if k.startswith("ECOGRAM_") and "SECRET" not in k}}
@@ -1156,6 +1160,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="length of each cold run (default 30; --quick: 8)")
     parser.add_argument("--warm-seconds", type=float, default=None,
                         help="length of each warm run (default 30; --quick: 6)")
+    parser.add_argument("--log-requests", action="store_true",
+                        help="both log every request: nginx with its access log on, ecogram at "
+                             "its default log level (info) instead of warning")
     parser.add_argument("--keep-workdir", action="store_true",
                         help="keep the temporary folder with configs, lists and logs")
     parser.add_argument("--bare-loop-worker", nargs=2, metavar=("LIST", "SECONDS"),
@@ -1185,6 +1192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "started": started.isoformat(timespec="seconds"),
         "quick": args.quick,
         "warm_only": args.warm_only,
+        "log_requests": args.log_requests,
         "settings": {"cold_seconds": args.cold_seconds, "warm_seconds": args.warm_seconds,
                      "minutes_memory": args.minutes_memory,
                      "cold_connections": COLD_CONNECTIONS,
@@ -1203,7 +1211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Bare loop as long as a cold run, plus a little: its rate is the per-core ceiling.
         if not args.warm_only:
             results["bare_pyvips"] = run_bare_loop(work, args.cold_seconds)
-        results["nginx"] = run_nginx(work, args.warm_seconds, log)
+        results["nginx"] = run_nginx(work, args.warm_seconds, log, args.log_requests)
         if not (args.skip_thumbor or args.warm_only):
             try:
                 results["thumbor"] = run_thumbor(work, args.cold_seconds, args.warm_seconds, log,

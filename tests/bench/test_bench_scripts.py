@@ -97,6 +97,50 @@ def test_nginx_conf_renders_and_nginx_accepts_it(tmp_path: Path) -> None:
     assert check.returncode == 0, check.stderr
 
 
+def test_log_requests_turns_nginx_access_log_on_and_ecogram_to_its_default_level(
+        tmp_path: Path) -> None:
+    root = tmp_path / "static"
+    root.mkdir()
+    (tmp_path / "tmp").mkdir()
+    assert "access_log off;" in bench.nginx_conf(tmp_path, root, 18089)
+    conf = bench.nginx_conf(tmp_path, root, 18089, access_log=True)
+    assert f"access_log {tmp_path}/access.log;" in conf
+    env = bench.ecogram_env("postgresql://postgres@127.0.0.1:5432/x", tmp_path,
+                            log_requests=True)
+    assert "ECOGRAM_LOG_LEVEL" not in env  # the default, info: a line per request
+    assert bench.parse_args(["--warm-only", "--log-requests"]).log_requests
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists():
+        pytest.skip("nginx is not installed (the benchmark installs it)")
+    (tmp_path / "nginx.conf").write_text(conf)
+    check = subprocess.run([nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"),
+                            "-e", str(tmp_path / "error.log")], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+
+
+def test_quality_compare_draws_distinct_deterministic_product_photos(tmp_path: Path) -> None:
+    import hashlib
+
+    import pyvips
+
+    spec = importlib.util.spec_from_file_location("quality_compare",
+                                                  BENCH / "quality_compare.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    (tmp_path / "a").mkdir()
+    paths = module.synthetic_photos(tmp_path / "a", 4)
+    assert [p.name.split("-")[1] for p in paths] == ["white", "lifestyle", "textile", "glossy"]
+    digests = {hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+    assert len(digests) == 4
+    for path in paths:
+        image = pyvips.Image.new_from_file(str(path))
+        assert min(image.width, image.height) >= 1000 and image.bands == 3
+    (tmp_path / "b").mkdir()
+    again = module.synthetic_photos(tmp_path / "b", 1)
+    assert hashlib.sha256(again[0].read_bytes()).hexdigest() == hashlib.sha256(
+        paths[0].read_bytes()).hexdigest()
+
+
 @pytest.mark.parametrize("result_storage", [False, True])
 def test_thumbor_conf_is_python(tmp_path: Path, result_storage: bool) -> None:
     namespace: dict[str, object] = {}
