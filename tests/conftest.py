@@ -200,6 +200,23 @@ async def conn(clean_db: str):
 
 
 @pytest.fixture
+async def redis_prefix():
+    """A Redis key prefix of this test only (ECOGRAM_REDIS_PREFIX); its keys are removed after.
+    The local Redis is REDIS_URL, else 127.0.0.1:6379."""
+    import redis.asyncio as aioredis
+
+    name = f"ecogram-test-{secrets.token_hex(6)}"
+    yield name
+    client = aioredis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    try:
+        left = [key async for key in client.scan_iter(f"{name}:*")]
+        if left:
+            await client.delete(*left)
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
 def fixture_image():
     def read(relative: str) -> bytes:
         return (IMAGES / relative).read_bytes()

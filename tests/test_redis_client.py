@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import os
-import secrets
 import time
 
 import pytest
@@ -20,17 +19,9 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture
-async def prefix():
-    """A key prefix of this test only; its keys are removed afterwards."""
-    name = f"ecogram-test-{secrets.token_hex(6)}"
-    yield name
-    raw = aioredis.from_url(REDIS_URL)
-    try:
-        left = [key async for key in raw.scan_iter(f"{name}:*")]
-        if left:
-            await raw.delete(*left)
-    finally:
-        await raw.aclose()
+def prefix(redis_prefix):
+    """This test's Redis key prefix (tests/conftest.py removes its keys)."""
+    return redis_prefix
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 import os
-import secrets
 import shutil
 import socket
 import tempfile
@@ -20,7 +19,6 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-import redis.asyncio as aioredis
 
 from ecogram import db, keys
 from ecogram.app import create_app
@@ -62,17 +60,6 @@ def cluster() -> Iterator[Cluster]:
         shutil.rmtree(parent, ignore_errors=True)
 
 
-@pytest.fixture
-async def redis_prefix():
-    name = f"ecogram-test-{secrets.token_hex(6)}"
-    yield name
-    client = aioredis.from_url(REDIS_URL)
-    try:
-        found = [key async for key in client.scan_iter(f"{name}:*")]
-        if found:
-            await client.delete(*found)
-    finally:
-        await client.aclose()
 
 
 def _lines(caplog, event: str) -> list[tuple[logging.LogRecord, dict]]:

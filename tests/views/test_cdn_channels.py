@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import urllib.parse
 
 import aiohttp
 import pytest
 import pyvips
-import redis.asyncio as aioredis
 
 from ecogram import db, keys
 from ecogram.app import create_app
@@ -175,16 +173,9 @@ async def test_a_replaced_photo_gets_a_new_rendition(client, login_as):
 
 
 @pytest.fixture
-async def prefix():
-    name = f"ecogram-test-{secrets.token_hex(6)}"
-    yield name
-    client = aioredis.from_url(REDIS_URL)
-    try:
-        found = [key async for key in client.scan_iter(f"{name}:*")]
-        if found:
-            await client.delete(*found)
-    finally:
-        await client.aclose()
+def prefix(redis_prefix):
+    """This test's Redis key prefix (tests/conftest.py removes its keys)."""
+    return redis_prefix
 
 
 async def test_redis_is_shared_and_a_changed_profile_changes_the_key(

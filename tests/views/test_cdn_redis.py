@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import time
 
 import pytest
@@ -20,17 +19,9 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture
-async def prefix():
-    """A key namespace of this test only, removed afterwards."""
-    name = f"ecogram-test-{secrets.token_hex(6)}"
-    yield name
-    client = aioredis.from_url(REDIS_URL)
-    try:
-        keys_ = [key async for key in client.scan_iter(f"{name}:*")]
-        if keys_:
-            await client.delete(*keys_)
-    finally:
-        await client.aclose()
+def prefix(redis_prefix):
+    """This test's Redis key prefix (tests/conftest.py removes its keys)."""
+    return redis_prefix
 
 
 @pytest.fixture
