@@ -47,6 +47,9 @@ class Route:
             raise ValueError(f"route {self.name}: unknown access {self.access!r}")
 
 
+# A product code in a path: no control character, at most 200 characters (as the exports take).
+CHANNEL_PRODUCT = r"/api/v1/channels/{id}/products/{code:[^/\x00-\x1f\x7f-\x9f]{1,200}}"
+
 ROUTES: list[Route] = [
     # Operations
     Route("GET", "/healthz", health.healthz, "healthz", PUBLIC),
@@ -87,7 +90,9 @@ ROUTES: list[Route] = [
     Route("POST", "/api/v1/reviews", api_review.bulk, "reviews_bulk", "reviewer"),
     # The shop platforms' formats, and (issue 13) the sales channels' and renditions CSV
     Route("GET", "/api/v1/exports/{format:(shopify|woocommerce|magento|json|zip|vtex|google"
-          "|mercadolivre|nuvemshop|renditions)}", api_exports.export, "exports_get", "reviewer"),
+          "|mercadolivre|nuvemshop)}", api_exports.export, "exports_get", "reviewer"),
+    Route("GET", "/api/v1/exports/renditions", api_exports.renditions, "exports_renditions",
+          "reviewer"),
     Route("GET", "/api/v1/audit", api_audit.list_audit, "audit_list", "admin"),
     # Delivery analytics (issue 15): what the storefront loads, per photo or product
     Route("GET", "/api/v1/analytics", api_analytics.get_analytics, "analytics_get", "viewer"),
@@ -101,12 +106,10 @@ ROUTES: list[Route] = [
           "channel_ids_list", "viewer"),
     Route("POST", "/api/v1/channels/{id}/products", api_channel_ids.import_ids,
           "channel_ids_import", "reviewer"),
-    Route("GET", "/api/v1/channels/{id}/products/{code}", api_channel_ids.get_id,
-          "channel_ids_get", "viewer"),
-    Route("PUT", "/api/v1/channels/{id}/products/{code}", api_channel_ids.put_id,
-          "channel_ids_put", "reviewer"),
-    Route("DELETE", "/api/v1/channels/{id}/products/{code}", api_channel_ids.delete_id,
-          "channel_ids_delete", "reviewer"),
+    Route("GET", CHANNEL_PRODUCT, api_channel_ids.get_id, "channel_ids_get", "viewer"),
+    Route("PUT", CHANNEL_PRODUCT, api_channel_ids.put_id, "channel_ids_put", "reviewer"),
+    Route("DELETE", CHANNEL_PRODUCT, api_channel_ids.delete_id, "channel_ids_delete",
+          "reviewer"),
     Route("GET", "/api/openapi.json", api_docs.openapi_json, "openapi", PUBLIC),
     # Accounts (API)
     Route("POST", "/api/v1/auth/register", api_auth.register, "auth_register", PUBLIC),

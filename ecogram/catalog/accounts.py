@@ -30,8 +30,11 @@ log = logging.getLogger("ecogram.auth")
 
 MAX_EMAIL_LENGTH = 254
 MAX_NAME_LENGTH = 200
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Something@something.something, without blanks or control characters (the API's model of an
+# e-mail address uses the same pattern: ecogram.models).
+EMAIL_PATTERN = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f]+\.[^@\s\x00-\x1f\x7f-\x9f]+$"
+_EMAIL = re.compile(EMAIL_PATTERN)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 EDITABLE_FIELDS = ("role", "disabled")
 # The importer `ecogram demo` names on its records. Nobody knows its password, so it never counts
 # as an admin: after the demo, the first account registered still becomes admin.

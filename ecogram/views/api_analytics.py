@@ -5,22 +5,20 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ecogram import keys
+from ecogram import keys, models
 from ecogram.catalog import analytics
-from ecogram.views.api_images import codes_param, int_param, text_param, time_param
+from ecogram.contract import operation
 
 
-async def get_analytics(request: web.Request) -> web.Response:
-    q = request.query
-    query = analytics.Query.of(
-        time_param(q, "since"),
-        time_param(q, "until"),
-        codes=codes_param(q),
-        group=text_param(q, "group") or "photo",
-        sort=text_param(q, "sort") or "-requests",
-        page=int_param(q, "page", 1),
-        per_page=int_param(q, "per_page", 50),
+@operation("What the storefront loads, per photo or product",
+           description="Requests, bytes sent and saved, cache hits and renders, from the "
+           "counts each worker flushes every few seconds (docs/analytics.md).",
+           query=models.AnalyticsQuery, responses={200: models.Analytics})
+async def get_analytics(request: web.Request, query: models.AnalyticsQuery) -> web.Response:
+    report = analytics.Query.of(
+        query.since, query.until, codes=tuple(query.code) or None, group=query.group,
+        sort=query.sort, page=query.page, per_page=query.per_page,
     )
     async with request.app[keys.db_pool].acquire() as conn:
-        body = await analytics.report(conn, query)
+        body = await analytics.report(conn, report)
     return web.json_response(body, headers={"Cache-Control": "no-store"})

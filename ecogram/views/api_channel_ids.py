@@ -8,21 +8,19 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ecogram import keys
+from ecogram import keys, models
 from ecogram.catalog import channel_ids, channels
 from ecogram.catalog.channel_ids import MAX_CSV_BYTES
+from ecogram.contract import NO_CONTENT, operation
 from ecogram.errors import AppError
 from ecogram.inputs import (
     body_too_large,
-    check_text,
     multipart,
     next_part,
     read_body,
     read_chunk,
-    read_json,
     skip_part,
 )
-from ecogram.views.api_images import codes_param, int_param
 
 MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the file
 
@@ -33,18 +31,20 @@ def _channel(request: web.Request) -> str:
 
 
 def _code(request: web.Request) -> str:
-    return check_text(request.match_info["code"], "code")
+    return request.match_info["code"]  # the route admits no control character
 
 
-async def list_ids(request: web.Request) -> web.Response:
+@operation("Products' own ids on a sales channel", query=models.ChannelIdQuery,
+           responses={200: models.ChannelIdList})
+async def list_ids(request: web.Request, query: models.ChannelIdQuery) -> web.Response:
     channel = _channel(request)
-    q = request.query
     async with request.app[keys.db_pool].acquire() as conn:
-        body = await channel_ids.list_ids(conn, channel, codes_param(q), int_param(q, "page", 1),
-                                          int_param(q, "per_page", 50))
+        body = await channel_ids.list_ids(conn, channel, tuple(query.code) or None, query.page,
+                                          query.per_page)
     return web.json_response(body)
 
 
+@operation("A product's own id on a sales channel", responses={200: models.ChannelId})
 async def get_id(request: web.Request) -> web.Response:
     channel = _channel(request)
     async with request.app[keys.db_pool].acquire() as conn:
@@ -52,15 +52,17 @@ async def get_id(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-async def put_id(request: web.Request) -> web.Response:
+@operation("Set a product's own id on a sales channel", body=models.ExternalId,
+           responses={200: models.ChannelId})
+async def put_id(request: web.Request, body: models.ExternalId) -> web.Response:
     channel = _channel(request)
-    body = await read_json(request)
     async with request.app[keys.db_pool].acquire() as conn:
         saved = await channel_ids.put(conn, request[keys.user], channel,
-                                      _code(request), body.get("external_id"))
+                                      _code(request), body.external_id)
     return web.json_response(saved)
 
 
+@operation("Remove a product's own id on a sales channel", responses={204: NO_CONTENT})
 async def delete_id(request: web.Request) -> web.Response:
     channel = _channel(request)
     async with request.app[keys.db_pool].acquire() as conn:
@@ -93,6 +95,13 @@ async def _csv_body(request: web.Request) -> bytes:
     return await read_body(request, MAX_CSV_BYTES)
 
 
+@operation(
+    "Import products' ids on a sales channel from a CSV",
+    description="Header code,external_id; an empty external_id removes the code's id. All rows "
+    "or none (422 lists the bad lines).",
+    form={"text/csv": {"type": "string", "contentMediaType": "text/csv"},
+          "multipart/form-data": models.CsvForm},
+    responses={200: models.ChannelIdImport})
 async def import_ids(request: web.Request) -> web.Response:
     channel = _channel(request)
     rows = channel_ids.parse_csv(await _csv_body(request))

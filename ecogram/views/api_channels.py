@@ -9,21 +9,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ecogram import i18n, keys
+from ecogram import i18n, keys, models
 from ecogram.catalog import channels
-from ecogram.errors import invalid
-from ecogram.views.api_images import codes_param, int_param, text_param
+from ecogram.contract import operation
 
 
-def _ready_param(raw: str | None) -> bool | None:
-    if raw is None or raw == "":
-        return None
-    value = raw.strip().lower()
-    if value not in ("true", "false"):
-        raise invalid("ready must be true or false.", fields={"ready": "true or false"})
-    return value == "true"
-
-
+@operation("The sales channel profiles", responses={200: models.ChannelList})
 async def list_channels(request: web.Request) -> web.Response:
     settings = request.app[keys.settings]
     return web.json_response({"items": [
@@ -32,24 +23,24 @@ async def list_channels(request: web.Request) -> web.Response:
     ]})
 
 
+@operation("One sales channel profile", responses={200: models.Channel})
 async def get_channel(request: web.Request) -> web.Response:
     settings = request.app[keys.settings]
     profile = channels.find_profile(settings.channel_profiles, request.match_info["id"])
     return web.json_response(channels.profile_record(profile, settings.channels))
 
 
-async def readiness(request: web.Request) -> web.Response:
+@operation("Each product's readiness for a sales channel",
+           description="Per product: ready when every finding of it and of its counted photos "
+           "is fixable by the channel rendition. Finding messages follow Accept-Language (en, "
+           "pt-BR).", query=models.ReadinessQuery, responses={200: models.Readiness})
+async def readiness(request: web.Request, query: models.ReadinessQuery) -> web.Response:
     settings = request.app[keys.settings]
     profile = channels.find_profile(settings.channel_profiles, request.match_info["id"])
-    q = request.query
-    query = channels.ReadinessQuery(
-        codes=codes_param(q),
-        status=text_param(q, "status") or "approved",
-        ready=_ready_param(text_param(q, "ready")),
-        page=int_param(q, "page", 1),
-        per_page=int_param(q, "per_page", 50),
-    )
+    asked = channels.ReadinessQuery(codes=tuple(query.code) or None, status=query.status,
+                                    ready=query.ready, page=query.page,
+                                    per_page=query.per_page)
     lang = i18n.choose_language(request)
     async with request.app[keys.db_pool].acquire() as conn:
-        body = await channels.readiness(conn, profile, query, lang)
+        body = await channels.readiness(conn, profile, asked, lang)
     return web.json_response(body, headers={"Content-Language": lang.replace("_", "-")})

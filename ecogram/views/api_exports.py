@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import asyncpg
 from aiohttp import web
 
-from ecogram import keys
-from ecogram.catalog import exports
-from ecogram.errors import AppError, invalid
-from ecogram.views.api_images import codes_param, text_param, time_param
+from ecogram import keys, models
+from ecogram.catalog import channels, exports
+from ecogram.contract import BINARY, Media, operation
+from ecogram.errors import AppError
 
 RETRY_AFTER = 30  # seconds: an export of a large catalogue takes a while
 
@@ -49,42 +49,51 @@ class _Exports:
 _state: weakref.WeakKeyDictionary[web.Application, _Exports] = weakref.WeakKeyDictionary()
 
 
-async def export(request: web.Request) -> web.StreamResponse:
-    if request.match_info["format"] in exports.CHANNEL_FORMATS:
-        return await channel_export(request)
-    q = request.query
-    query = exports.ExportQuery(
-        format=request.match_info["format"],
-        codes=codes_param(q),
-        since=time_param(q, "since"),
-        status=text_param(q, "status") or "approved",
-    )
-    return await _bounded(request, query, exports.run_export)
+FILE = Media({
+    "text/csv": {"type": "string"}, "application/json": {"type": "object"},
+    "application/zip": BINARY, "text/tab-separated-values": {"type": "string"},
+    "application/x-ndjson": {"type": "string"},
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": BINARY,
+}, "The export file")
 
 
-def _flag(query: Mapping[str, str], name: str) -> bool:
-    raw = text_param(query, name)
-    if raw is None:
-        return False
-    if raw.lower() not in ("true", "false"):
-        raise invalid(f"{name} must be true or false.", fields={name: "true or false"})
-    return raw.lower() == "true"
+@operation(
+    "Export images to a shop platform or a sales channel (streamed file)",
+    description="shopify, woocommerce, magento: CSV; json: the feed; zip: the originals. Sales "
+    "channels (issue 13): vtex: VTEX's images spreadsheet (.xlsx); google: a Merchant Center "
+    "supplemental feed (TSV: id, image_link, additional_image_link); mercadolivre and "
+    "nuvemshop: JSON lines, one product a line. Channel exports hold only ready products "
+    "unless include_not_ready=true, which adds ready and findings.",
+    query=models.ExportQuery, responses={200: FILE}, errors=(429,))
+async def export(request: web.Request, query: models.ExportQuery) -> web.StreamResponse:
+    fmt = request.match_info["format"]
+    if fmt in exports.CHANNEL_FORMATS:
+        return await channel_export(request, fmt, query, None)
+    shop = exports.ExportQuery(format=fmt, codes=tuple(query.code) or None, since=query.since,
+                               status=query.status)
+    return await _bounded(request, shop, exports.run_export)
 
 
-async def channel_export(request: web.Request) -> web.StreamResponse:
+@operation("The renditions of a sales channel, as CSV (url, width, height per photo)",
+           query=models.RenditionsQuery, responses={200: Media({"text/csv": {
+               "type": "string"}}, "The renditions CSV")}, errors=(404, 429))
+async def renditions(request: web.Request, query: models.RenditionsQuery
+                     ) -> web.StreamResponse:
+    channel = channels.find_profile(request.app[keys.settings].channel_profiles,
+                                    query.channel).id  # an unknown channel is a 404
+    return await channel_export(request, "renditions", query, channel)
+
+
+async def channel_export(request: web.Request, fmt: str, query: models.ExportQuery,
+                         channel: str | None) -> web.StreamResponse:
     """``GET /api/v1/exports/{vtex|google|mercadolivre|nuvemshop}`` and
     ``GET /api/v1/exports/renditions?channel=ID`` (issue 13; docs/channels.md, "Exports")."""
-    q = request.query
-    query = exports.ChannelExportQuery.make(
-        request.match_info["format"],
-        request.app[keys.settings].channel_profiles,
-        channel=text_param(q, "channel"),
-        codes=codes_param(q),
-        since=time_param(q, "since"),
-        status=text_param(q, "status"),
-        include_not_ready=_flag(q, "include_not_ready"),
+    asked = exports.ChannelExportQuery.make(
+        fmt, request.app[keys.settings].channel_profiles, channel=channel,
+        codes=tuple(query.code) or None, since=query.since, status=query.status,
+        include_not_ready=query.include_not_ready,
     )
-    return await _bounded(request, query, exports.run_channel_export)
+    return await _bounded(request, asked, exports.run_channel_export)
 
 
 Query = exports.ExportQuery | exports.ChannelExportQuery

@@ -11,24 +11,27 @@ import re
 import urllib.parse
 from collections.abc import Mapping
 
+import msgspec
 from aiohttp import web
 
-from ecogram import keys
+from ecogram import keys, models
 from ecogram.catalog import events, images
 from ecogram.catalog.records import image_record
 from ecogram.catalog.sources import CHUNK, too_large
+from ecogram.contract import BINARY, NO_CONTENT, Media, operation
 from ecogram.errors import invalid, not_found
 from ecogram.inputs import (
     check_text,
     multipart,
     next_part,
     read_chunk,
-    read_json,
     skip_part,
     upload_filename,
 )
 
 MAX_ID = 10**18  # fits PostgreSQL's bigint
+IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"},
+            "description": "The ETag of GET: refuse (409) unless the photo is still that one."}
 
 
 def image_id(request: web.Request) -> int:
@@ -93,55 +96,51 @@ def record_response(request: web.Request, row, status: int = 200) -> web.Respons
                              headers={"ETag": images.etag(row), "Cache-Control": "no-store"})
 
 
-async def list_images(request: web.Request) -> web.Response:
-    q = request.query
-    query = images.ListQuery(
-        status=text_param(q, "status"),
-        codes=codes_param(q),
-        q=text_param(q, "q"),
-        importer=text_param(q, "importer"),
-        since=time_param(q, "since"),
-        until=time_param(q, "until"),
-        sort=text_param(q, "sort") or images.DEFAULT_SORT,
-        page=int_param(q, "page", 1),
-        per_page=int_param(q, "per_page", 50),
+@operation("List image records", query=models.ImageQuery, responses={200: models.ImageList})
+async def list_images(request: web.Request, query: models.ImageQuery) -> web.Response:
+    listing = images.ListQuery(
+        status=query.status, codes=tuple(query.code) or None, q=query.q.strip() or None,
+        importer=query.importer.strip() or None, since=query.since, until=query.until,
+        sort=query.sort, page=query.page, per_page=query.per_page,
     )
     async with request.app[keys.db_pool].acquire() as conn:
-        rows, total = await images.list_images(conn, query)
+        rows, total = await images.list_images(conn, listing)
     return web.json_response({
         "items": [render(request, row) for row in rows],
         "total": total,
-        "page": query.page,
-        "per_page": query.per_page,
+        "page": listing.page,
+        "per_page": listing.per_page,
     })
 
 
+@operation("One image record", responses={200: models.Image})
 async def get_image(request: web.Request) -> web.Response:
     async with request.app[keys.db_pool].acquire() as conn:
         row = await images.get_image(conn, image_id(request))
     return record_response(request, row)
 
 
-async def patch_image(request: web.Request) -> web.Response:
-    body = await read_json(request)
-    version = body.pop("version", None)
-    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
-        raise invalid("version must be an integer.", fields={"version": "an integer"})
-    if not body:
-        raise invalid("Nothing to change: give code, product, position or alt.",
-                      fields={"body": "at least one of code, product, position, alt"})
+@operation(
+    "Edit code, product, position or alt", body=models.ImageEdit,
+    description="Positions of a code stay 1..n: moving a photo shifts the others; moving it to "
+    "another code inserts it there and closes the gap. Send If-Match (the ETag of GET) or "
+    "`version` for optimistic concurrency (409 on mismatch).",
+    responses={200: models.Image}, errors=(409,), headers=(IF_MATCH,))
+async def patch_image(request: web.Request, body: models.ImageEdit) -> web.Response:
+    changes = {name: getattr(body, name) for name in body.changes
+               if getattr(body, name) is not msgspec.UNSET}
+    version = None if body.version is msgspec.UNSET else body.version
     async with request.app[keys.db_pool].acquire() as conn:
         row = await images.edit_image(
-            conn, request[keys.user], image_id(request), body, version=version,
+            conn, request[keys.user], image_id(request), changes, version=version,
             if_match=request.headers.get("If-Match"), events=events.of(request.app))
     return record_response(request, row)
 
 
-async def delete_image(request: web.Request) -> web.Response:
-    purge = request.query.get("purge", "").lower()
-    if purge not in ("", "true", "false", "1", "0"):
-        raise invalid("purge must be true or false.", fields={"purge": "true or false"})
-    if purge in ("true", "1"):
+@operation("Delete (soft) an image; ?purge=true removes it for good (admin)",
+           query=models.DeleteQuery, responses={204: NO_CONTENT})
+async def delete_image(request: web.Request, query: models.DeleteQuery) -> web.Response:
+    if query.purge:
         return await purge_image(request)
     async with request.app[keys.db_pool].acquire() as conn:
         await images.delete_image(conn, request[keys.user], image_id(request),
@@ -149,6 +148,7 @@ async def delete_image(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+@operation("Remove an image and its original for good", responses={204: NO_CONTENT})
 async def purge_image(request: web.Request) -> web.Response:
     async with request.app[keys.db_pool].acquire() as conn:
         await images.purge_image(conn, request[keys.user], image_id(request),
@@ -163,6 +163,8 @@ def _disposition(filename: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quoted}"
 
 
+@operation("The original bytes as uploaded", responses={200: Media(
+    {"image/*": BINARY}, "The original file")})
 async def get_original(request: web.Request) -> web.Response:
     async with request.app[keys.db_pool].acquire() as conn:
         original = await images.get_original(conn, image_id(request))
@@ -178,6 +180,10 @@ async def get_original(request: web.Request) -> web.Response:
     )
 
 
+@operation("Replace the photo of a record",
+           description="Same checks as import; new version; back to pending.",
+           form={"multipart/form-data": models.ReplaceForm}, responses={200: models.Image},
+           errors=(409,))
 async def replace_file(request: web.Request) -> web.Response:
     """``PUT /images/{id}/file``: multipart with one ``file`` part."""
     settings = request.app[keys.settings]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from aiohttp import BodyPartReader, web
 
-from ecogram import jobs, keys
+from ecogram import jobs, keys, models
 from ecogram.catalog import import_jobs, imports
 from ecogram.catalog.sources import (
     CHUNK,
@@ -26,6 +26,7 @@ from ecogram.catalog.sources import (
     parse_fields,
     too_large,
 )
+from ecogram.contract import Media, operation
 from ecogram.errors import AppError
 from ecogram.inputs import (
     display_name,
@@ -87,6 +88,15 @@ async def _field_text(request: web.Request, part: BodyPartReader) -> str:
                        {"field": part.name}) from None
 
 
+PREFER = {"name": "Prefer", "in": "header", "required": False, "schema": {"type": "string"},
+          "description": "respond-async: run the import as a job (202)."}
+
+
+@operation("Upload one or more photos",
+           description="Each file is checked (a decodable image, sizes, duplicates); the report "
+           "has a line per file. A single file that is refused is answered with its error.",
+           form={"multipart/form-data": models.UploadForm},
+           responses={201: models.ImportReport}, errors=(409,))
 async def post_images(request: web.Request) -> web.Response:
     """One or many ``file`` parts, with optional ``code``, ``product``, ``position``, ``alt``."""
     app = request.app
@@ -135,6 +145,12 @@ async def post_images(request: web.Request) -> web.Response:
     return web.json_response(report, status=201)
 
 
+@operation("Import a ZIP and/or a CSV manifest",
+           form={"multipart/form-data": models.ImportForm}, headers=(PREFER,),
+           responses={201: models.ImportReport, 202: Media(
+               {"application/json": {"$ref": "#/components/schemas/ImportReport"}},
+               "Queued as an import job (status queued)",
+               {"Location": "/api/v1/imports/{id}"})})
 async def post_imports(request: web.Request) -> web.Response:
     """A ZIP (``archive``) and/or a CSV manifest (``manifest``)."""
     app = request.app
@@ -183,6 +199,7 @@ def _prefers_async(request: web.Request) -> bool:
     return False
 
 
+@operation("An import batch report", responses={200: models.ImportReport})
 async def get_import(request: web.Request) -> web.Response:
     raw = request.match_info["id"]
     if not raw.isdecimal() or len(raw) > 18:

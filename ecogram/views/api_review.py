@@ -2,48 +2,53 @@
 
 from __future__ import annotations
 
+import msgspec
 from aiohttp import web
 
-from ecogram import keys
+from ecogram import keys, models
 from ecogram.catalog import events, review
-from ecogram.errors import invalid
-from ecogram.inputs import read_json
+from ecogram.contract import operation
 from ecogram.views.api_images import image_id, record_response, render
 
 
-async def _one(request: web.Request, action: str) -> web.Response:
+def _note(body: models.Approval | models.Rejection | models.BulkApprove | models.BulkReject
+          ) -> str | None:
+    return None if body.reason is msgspec.UNSET else body.reason
+
+
+async def _one(request: web.Request, action: str,
+               body: models.Approval | models.Rejection) -> web.Response:
     target = image_id(request)
-    body = await read_json(request)
-    note = body.get("reason", body.get("note"))
+    note = _note(body)
     async with request.app[keys.db_pool].acquire() as conn:
         row = await review.review_one(conn, request[keys.user], action, target, note,
                                       events=events.of(request.app))
     return record_response(request, row)
 
 
-async def approve(request: web.Request) -> web.Response:
-    return await _one(request, "approve")
+@operation("Approve a pending image", body=models.Approval, body_required=False,
+           responses={200: models.Image}, errors=(409,))
+async def approve(request: web.Request, body: models.Approval) -> web.Response:
+    return await _one(request, "approve", body)
 
 
-async def reject(request: web.Request) -> web.Response:
-    return await _one(request, "reject")
+@operation("Reject a pending image, saying why", body=models.Rejection,
+           responses={200: models.Image}, errors=(409,))
+async def reject(request: web.Request, body: models.Rejection) -> web.Response:
+    return await _one(request, "reject", body)
 
 
-async def bulk(request: web.Request) -> web.Response:
+@operation("Approve or reject many images", body=models.BulkApprove | models.BulkReject,
+           responses={200: models.BulkReviewResult})
+async def bulk(request: web.Request, body: models.BulkApprove | models.BulkReject
+               ) -> web.Response:
     """``{ids, action, reason}`` → ``{results: [{id, outcome, record | error}], approved…}``.
 
     Always 200 when the request itself is valid: each id says what happened to it.
     """
-    body = await read_json(request)
-    ids = body.get("ids")
-    if not isinstance(ids, list) or not all(
-        isinstance(i, int) and not isinstance(i, bool) and 0 < i < 10**18 for i in ids
-    ):
-        raise invalid("ids must be a list of image ids.", fields={"ids": "a list of integers"})
-    action = body.get("action")
+    action = "approve" if isinstance(body, models.BulkApprove) else "reject"
     async with request.app[keys.db_pool].acquire() as conn:
-        outcomes = await review.review(conn, request[keys.user], action, ids,
-                                       body.get("reason", body.get("note")),
+        outcomes = await review.review(conn, request[keys.user], action, body.ids, _note(body),
                                        events=events.of(request.app))
     results = []
     for outcome in outcomes:

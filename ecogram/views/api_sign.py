@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ecogram import keys
+from ecogram import keys, models
 from ecogram.catalog import delivery
+from ecogram.contract import operation
 
 
+@operation("A signed /img URL of this photo for any size", described_query=models.ImageOptions,
+           responses={200: models.SignedUrl})
 async def signed_url(request: web.Request) -> web.Response:
     image_id = int(request.match_info["id"])
     if image_id > 2**63 - 1:

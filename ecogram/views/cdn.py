@@ -12,8 +12,9 @@ from __future__ import annotations
 from aiohttp import hdrs, web
 from multidict import istr
 
-from ecogram import keys
+from ecogram import keys, models
 from ecogram.catalog.delivery import Answer
+from ecogram.contract import BINARY, Media, operation
 from ecogram.imaging.options import Hints
 
 # The client hints /img honours, as istr: a lookup then skips folding the name's case (three
@@ -21,6 +22,9 @@ from ecogram.imaging.options import Hints
 SEC_CH_WIDTH = istr("Sec-CH-Width")
 SEC_CH_DPR = istr("Sec-CH-DPR")
 SAVE_DATA = istr("Save-Data")
+
+
+NOT_MODIFIED = Media({}, "Not modified (If-None-Match)")
 
 
 def _position(request: web.Request) -> int | None:
@@ -36,6 +40,17 @@ def _respond(answer: Answer) -> web.Response:
     return web.Response(body=answer.body, headers=answer.headers)
 
 
+IMAGE = Media({"image/*": BINARY}, "The image", {
+    "ETag": "The variant's tag (If-None-Match: 304)",
+    "Vary": "The request headers that changed the answer"})
+
+
+@operation("An approved photo, resized on the fly",
+           description="Sizes outside the allowed list need a signature (GET "
+           "/api/v1/images/{id}/signed-url). The format follows fmt, else Accept (AVIF, WebP); "
+           "the size, without w, follows Sec-CH-Width and Sec-CH-DPR; Save-Data lowers the "
+           "quality one step (docs/delivery.md).",
+           described_query=models.ImgQuery, responses={200: IMAGE, 304: NOT_MODIFIED})
 async def image(request: web.Request) -> web.Response:
     delivery = request.app[keys.delivery]
     target = request.raw_path  # path and query as sent: the replay's key, no parsing
@@ -63,6 +78,9 @@ async def image(request: web.Request) -> web.Response:
     return _respond(answer)
 
 
+@operation("The blurhash placeholder of an approved photo",
+           described_query=models.VersionQuery,
+           responses={200: models.Placeholder, 304: NOT_MODIFIED})
 async def placeholder(request: web.Request) -> web.Response:
     answer = await request.app[keys.delivery].placeholder(
         request.match_info["code"],
@@ -73,6 +91,13 @@ async def placeholder(request: web.Request) -> web.Response:
     return _respond(answer)
 
 
+@operation("A sales channel's rendition of an approved photo, as a file name",
+           description="What ?preset={channel} serves, under a name with the extension of the "
+           "channel's format (jpg or jpeg for JPEG, png, webp); another extension or an unknown "
+           "channel is a 404. The findings the rendition could not fix are in "
+           "X-Ecogram-Findings.", described_query=models.VersionQuery,
+           responses={200: Media({f"image/{kind}": BINARY for kind in ("jpeg", "png", "webp")},
+                                 "The rendition"), 304: NOT_MODIFIED})
 async def channel_file(request: web.Request) -> web.Response:
     """``/img/{code}/{position}/{channel}.{ext}``: what ``?preset={channel}`` serves. The
     format is the channel's, so ``Accept`` plays no part (the replay is keyed without it)."""

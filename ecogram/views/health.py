@@ -7,14 +7,18 @@ import asyncio
 import asyncpg
 from aiohttp import web
 
-from ecogram import db, keys
+from ecogram import db, keys, models
+from ecogram.contract import Media, operation
 from ecogram.metrics import CONTENT_TYPE_LATEST
 
 
+@operation("Liveness", responses={200: models.Health})
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+@operation("Readiness: the database answers and its schema is current",
+           responses={200: models.Ready})
 async def readyz(request: web.Request) -> web.Response:
     """200 when the database answers and its schema is this code's; 503 otherwise."""
     pool = request.app[keys.db_pool]
@@ -39,6 +43,8 @@ def _not_ready(code: str, message: str) -> web.Response:
     )
 
 
+@operation("Prometheus metrics", responses={200: Media(
+    {"text/plain": {"type": "string"}}, "Prometheus text format")})
 async def metrics(request: web.Request) -> web.Response:
     body = request.app[keys.metrics].render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -314,13 +314,20 @@ async def test_filters_code_and_status(client, login_as, add):
                               "/api/v1/exports/nuvemshop?code=NOPE")).text() == ""
 
 
+async def test_an_unknown_channel_is_a_404(client, login_as, conn):
+    response = await client.get("/api/v1/exports/renditions?channel=ebay",
+                                headers=await login_as("reviewer"))
+    assert response.status == 404
+    assert_error(await response.json(), "not_found")
+    assert await conn.fetchval("SELECT count(*) FROM exports") == 0
+
+
 @pytest.mark.parametrize(("path", "field"), [
     ("/api/v1/exports/vtex?status=maybe", "status"),
     ("/api/v1/exports/vtex?include_not_ready=yes", "include_not_ready"),
     ("/api/v1/exports/google?since=soon", "since"),
     ("/api/v1/exports/google?channel=mercadolivre", "channel"),
     ("/api/v1/exports/renditions", "channel"),
-    ("/api/v1/exports/renditions?channel=ebay", "channel"),
     ("/api/v1/exports/mercadolivre?code=A%00B", "code"),
     ("/api/v1/exports/renditions?channel=vt%00ex", "channel"),
     ("/api/v1/exports/nuvemshop?status=appr%00oved", "status"),

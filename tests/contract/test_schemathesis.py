@@ -1,0 +1,77 @@
+"""The API contract, tested by a client no one here wrote.
+
+Schemathesis reads only ``GET /api/openapi.json`` and drives a live server with an admin token:
+all of its checks, all of its phases (examples, coverage, fuzzing, stateful). Any failure fails
+the test, with schemathesis' own report (and a curl line to reproduce each one) in the message.
+
+The operations that would end the run's own session — logging its token out, changing its
+password — are fuzzed in a second run, each with a token of their own (a fresh user per run).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from tests.catalog.photos import make_photo
+from tests.views.test_openapi import OPENAPI_PATH, LiveServer
+
+# The CI budget decides: at least 25 examples per operation (issue 16).
+EXAMPLES = int(os.environ.get("ECOGRAM_CONTRACT_EXAMPLES", "25"))
+SESSION_ENDING = ("auth_logout", "auth_password")
+ADMIN = {"email": "fuzz@example.com", "name": "Fuzz Admin",
+         "password": "correct horse battery staple"}
+
+
+def _schemathesis(base: str, token: str, *selection: str, seed: int = 1) -> tuple[int, str]:
+    command = [
+        sys.executable, "-m", "schemathesis.cli", "run", f"{base}{OPENAPI_PATH}",
+        "--checks", "all", "--phases", "examples,coverage,fuzzing,stateful",
+        "--max-examples", str(EXAMPLES), "--seed", str(seed), "--workers", "1",
+        "--request-timeout", "30", "--suppress-health-check", "all",
+        "--no-color", "-H", f"Authorization: Bearer {token}", *selection,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=1800,
+                          env={**os.environ, "SCHEMATHESIS_HOOKS": ""})
+    return done.returncode, done.stdout + done.stderr
+
+
+def _seed(base: str) -> tuple[requests.Session, str]:
+    http = requests.Session()
+    assert http.post(f"{base}/api/v1/auth/register", json=ADMIN).status_code == 201
+    token = http.post(f"{base}/api/v1/auth/login", json=ADMIN).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    # Something to find: photos of two products, one approved.
+    for code, seed in (("FUZZ-1", 1), ("FUZZ-2", 3)):
+        response = http.post(f"{base}/api/v1/images", headers=headers,
+                             files=[("file", (f"{seed}.jpg", make_photo(seed))),
+                                    ("file", (f"{seed + 1}.jpg", make_photo(seed + 1)))],
+                             data={"code": code})
+        assert response.status_code == 201, response.text
+    assert http.post(f"{base}/api/v1/images/1/approve", headers=headers).status_code == 200
+    return http, token
+
+
+@pytest.mark.timeout(1800)
+def test_schemathesis_all_checks_all_phases(settings):
+    with LiveServer(settings.replace(min_side=100)) as base:
+        http, token = _seed(base)
+        excluded = [arg for name in SESSION_ENDING for arg in ("--exclude-operation-id", name)]
+        code, report = _schemathesis(base, token, *excluded)
+        # The admin token still works: the run did not lock itself out half-way.
+        me = http.get(f"{base}/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+        assert me.status_code == 200, me.text
+        failures = [report] if code else []
+        for index, name in enumerate(SESSION_ENDING):
+            user = {"email": f"own{index}@example.com", "name": f"Own {index}",
+                    "password": "another horse battery staple"}
+            assert http.post(f"{base}/api/v1/auth/register", json=user).status_code == 201
+            own = http.post(f"{base}/api/v1/auth/login", json=user).json()["access_token"]
+            code, report = _schemathesis(base, own, "--include-operation-id", name)
+            if code:
+                failures.append(report)
+    assert not failures, "\n\n".join(failures)
