@@ -41,7 +41,7 @@ class Instant(dt.datetime):
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 # The first and last days PostgreSQL and Python both hold in any zone: beyond is "ever".
-_EARLIEST = dt.datetime(1, 1, 2, tzinfo=dt.UTC)
+_EARLIEST = dt.datetime(1, 2, 1, tzinfo=dt.UTC)
 _LATEST = dt.datetime(9999, 12, 30, tzinfo=dt.UTC)
 
 
@@ -142,34 +142,69 @@ def operation_of(handler: Any) -> Operation | None:
 
 # --- validation ------------------------------------------------------------------------------
 
-def _is_list(kind: Any) -> bool:
-    text = repr(kind)
-    return text.startswith(("list[", "tuple[", "typing.Annotated[list", "typing.Annotated[tuple"))
+def _kinds(kind: Any) -> tuple[Any, ...]:
+    """What a field may hold (msgspec's type info), constraints and unions unwrapped."""
+    info = msgspec.inspect.type_info(kind)
+    found = info.types if isinstance(info, msgspec.inspect.UnionType) else (info,)
+    return tuple(k.type if isinstance(k, msgspec.inspect.Metadata) else k for k in found)
 
 
 @functools.cache
 def _list_fields(model: type) -> frozenset[str]:
-    return frozenset(f.encode_name for f in msgspec.structs.fields(model) if _is_list(f.type))
+    return frozenset(f.encode_name for f in msgspec.structs.fields(model)
+                     if any(isinstance(k, msgspec.inspect.ListType) for k in _kinds(f.type)))
+
+
+@functools.cache
+def _json_fields(model: type) -> frozenset[str]:
+    """Fields whose query text is a JSON scalar: numbers and booleans (``true``, ``false``)."""
+    scalars = (msgspec.inspect.IntType, msgspec.inspect.FloatType, msgspec.inspect.BoolType)
+    return frozenset(f.encode_name for f in msgspec.structs.fields(model)
+                     if any(isinstance(k, scalars) for k in _kinds(f.type)))
 
 
 def parse_query(query: Mapping[str, str], model: type[msgspec.Struct]) -> Any:
     """The query string through ``model``: repeated or comma-separated values for list fields,
-    the first value otherwise; text is checked for control characters first (``check_text``)."""
-    lists = _list_fields(model)
+    one value otherwise. Text is checked for control characters first (``check_text``);
+    numbers and booleans are read as JSON scalars, so ``1.0`` is no integer and ``1`` no
+    boolean — exactly what the document's types say."""
+    lists, scalars = _list_fields(model), _json_fields(model)
+    getall = getattr(query, "getall", None)
     values: dict[str, Any] = {}
     for name in dict.fromkeys(query):
+        raw = getall(name) if getall else [query[name]]
         if name in lists:
-            getall = getattr(query, "getall", None)
-            raw = getall(name) if getall else [query[name]]
             values[name] = [check_text(item.strip(), name) for value in raw
                             for item in value.split(",") if item.strip()]
-        else:
-            values[name] = check_text(query[name], name)
-    return convert(values, model, strict=False)
+            continue
+        if len(raw) > 1:
+            raise AppError(422, "invalid_fields", f"{name[:100]} is given more than once.",
+                           {"field": name[:100], "fields": {name[:100]: "once"}})
+        value = check_text(raw[0], name)
+        if name in scalars:
+            try:
+                decoded = msgspec.json.decode(value)
+            except msgspec.DecodeError:
+                decoded = None  # the model's message says what was expected
+            if decoded is not None:  # "null" is no value: a query cannot send one
+                value = decoded
+        values[name] = value
+    return convert(values, model)
+
+
+def _integral(value: Any) -> Any:
+    """JSON Schema's integers include 1.0: such floats become ints (msgspec's ints do not)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    if isinstance(value, list):
+        return [_integral(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _integral(item) for key, item in value.items()}
+    return value
 
 
 async def parse_body(request: web.Request, model: type[msgspec.Struct]) -> Any:
-    body = convert(await read_json(request), model)
+    body = convert(_integral(await read_json(request)), model)
     if (names := changed_fields(model)) and all(getattr(body, n) is msgspec.UNSET
                                                  for n in names):
         raise AppError(422, "invalid_fields", f"Nothing to change: give {', '.join(names)}.",

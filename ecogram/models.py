@@ -247,24 +247,26 @@ class ImportReport(Struct):
     reason: Annotated[str | None, Meta(description="Why an import job was interrupted.")] = None
 
 
-class UploadForm(Struct):
+class UploadForm(Request):
+    """The import's fields (``catalog.sources.fields``): one line each, blanks trimmed."""
+
     file: Annotated[list[Upload], Meta(min_length=1, description="One part per photo.")]
     code: Code | UnsetType = UNSET
     product: Annotated[str, Meta(pattern=LINE, max_length=MAX_PRODUCT)] | UnsetType = UNSET
     position: Annotated[int, Meta(ge=1, le=MAX_POSITION)] | UnsetType = UNSET
-    alt: Annotated[str, Meta(pattern=TEXT, max_length=MAX_ALT)] | UnsetType = UNSET
+    alt: Annotated[str, Meta(pattern=LINE, max_length=MAX_ALT)] | UnsetType = UNSET
 
 
-class ImportForm(Struct):
+class ImportForm(Request):
     archive: Annotated[Upload, Meta(description="A ZIP of photos.")] | UnsetType = UNSET
     manifest: Annotated[Upload, Meta(description="A CSV manifest (UTF-8).")] | UnsetType = UNSET
 
 
-class ReplaceForm(Struct):
+class ReplaceForm(Request):
     file: Upload
 
 
-class CsvForm(Struct):
+class CsvForm(Request):
     file: Annotated[Upload, Meta(description="code,external_id (UTF-8 CSV).")]
 
 
@@ -273,7 +275,7 @@ class CsvForm(Struct):
 class AuditQuery(Request):
     image_id: ImageId | None = None
     actor: Filter = ""
-    action: Filter = ""
+    action: Annotated[str, Meta(pattern=LINE, max_length=audit_trail.MAX_ACTION)] = ""
     since: Instant | None = None
     until: Instant | None = None
     page: Page(audit_trail.MAX_PAGE) = 1  # type: ignore[valid-type]
@@ -491,10 +493,10 @@ Version = Annotated[str, Meta(pattern=r"^[0-9]{1,10}$", description="The photo's
 class ImageOptions(Request):
     w: Side | UnsetType = UNSET
     h: Side | UnsetType = UNSET
-    dpr: Annotated[float, Meta(ge=options.MIN_DPR, le=options.MAX_DPR,
-                               description="Device pixel ratio: w and h are multiplied by "
-                               "it (the product is rounded up to an allowed size).")
-                   ] | UnsetType = UNSET
+    # options._DPR within MIN_DPR..MAX_DPR (1 to 4), as one pattern.
+    dpr: Annotated[str, Meta(pattern=r"^0?([1-3](\.[0-9]{1,6})?|4(\.0{1,6})?)$",
+                             description="Device pixel ratio, 1 to 4: w and h are multiplied "
+                             "by it.")] | UnsetType = UNSET
     fit: Literal[options.FITS] | UnsetType = UNSET  # type: ignore[valid-type]
     g: Annotated[Literal[options.GRAVITIES], Meta(  # type: ignore[valid-type]
         description="Crop gravity (fit=cover).")] | UnsetType = UNSET
@@ -511,7 +513,13 @@ class VersionQuery(Request):
 
 
 class ImgQuery(ImageOptions):
+    """w × dpr (and h × dpr) must be an allowed size too, and preset goes with v only:
+    relations between parameters, which a 400 naming the parameter enforces."""
+
     sized: ClassVar[tuple[str, ...]] = ("w", "h")  # the document lists the allowed sizes
+    preset: Annotated[str, Meta(pattern=r"^[a-z0-9_]{1,50}$", description="A sales channel's "
+                                "id: the photo as that channel takes it; only v may go with "
+                                "it.")] | UnsetType = UNSET
     v: Version | UnsetType = UNSET
     s: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,100}$", description="Signature of a URL "
                            "outside the allowed sizes (a wrong one is a 403).")

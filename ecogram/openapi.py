@@ -107,7 +107,7 @@ def _response(answer: type | Media) -> dict[str, Any]:
 
 
 def _error_statuses(route: Any, op: Operation, path_params: list[Any]) -> set[int]:
-    statuses = {503, *op.errors}
+    statuses = {400, 503, *op.errors}  # 400: a request HTTP itself cannot read
     if route.access != PUBLIC:
         statuses |= {401, 403}
     if path_params:

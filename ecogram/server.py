@@ -16,6 +16,7 @@ stops them gracefully. One worker runs in this process, with no master.
 from __future__ import annotations
 
 import asyncio
+from http import HTTPStatus
 import json
 import logging
 import signal
@@ -70,6 +71,21 @@ class HeadDeadlineHandler(RequestHandler):
         self._head_deadline: asyncio.TimerHandle | None = None
         self._head_started = False  # a byte of the awaited head arrived
         self._last_payload: Any = None  # the body of the last request parsed
+
+    def handle_error(self, request: Any, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        """HTTP the parser cannot read (a request line or header too long, a bad header) is the
+        client's mistake: refused in the one JSON error shape, like every other refusal, where
+        aiohttp would answer plain text. Server faults stay aiohttp's (logged, a bare 500)."""
+        if status >= 500 or request.writer.output_size > 0:
+            return super().handle_error(request, status, exc, message)
+        reason = (getattr(exc, "message", None) or HTTPStatus(status).phrase)[:200]
+        self.logger.debug("Unreadable request from %s: %s", request.remote, reason)
+        response = web.json_response({"error": {
+            "code": "bad_request", "message": f"The request cannot be read as HTTP: {reason}",
+            "details": {}}}, status=status)
+        response.force_close()
+        return response
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)

@@ -208,8 +208,6 @@ class Query:
             problems["page"] = f"from 1 to {MAX_PAGE}"
         if not 1 <= self.per_page <= MAX_PER_PAGE:
             problems["per_page"] = f"from 1 to {MAX_PER_PAGE}"
-        if self.since >= self.until:
-            problems["until"] = "after since"
         if self.codes is not None and len(self.codes) > MAX_CODES:
             problems["code"] = f"at most {MAX_CODES} codes"
         if problems:

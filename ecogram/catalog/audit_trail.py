@@ -14,6 +14,7 @@ from ecogram.errors import invalid
 
 MAX_PER_PAGE = 200
 MAX_PAGE = 100_000
+MAX_ACTION = 100
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,8 @@ class AuditQuery:
             problems["page"] = f"from 1 to {MAX_PAGE}"
         if not 1 <= self.per_page <= MAX_PER_PAGE:
             problems["per_page"] = f"from 1 to {MAX_PER_PAGE}"
-        if self.action is not None and len(self.action) > 100:
-            problems["action"] = "at most 100 characters"
+        if self.action is not None and len(self.action) > MAX_ACTION:
+            problems["action"] = f"at most {MAX_ACTION} characters"
         if self.actor is not None and len(self.actor) > 200:
             problems["actor"] = "at most 200 characters"
         if problems:

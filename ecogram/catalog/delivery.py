@@ -708,7 +708,9 @@ class Delivery:
         if signature is not None:
             items = query.items()
             if not signing.verify(self.settings.secret_key or "", path, items, signature):
-                raise _bad("s", "The signature does not match this URL.", "invalid_signature")
+                # 403, as a key that does not open: the request is well formed.
+                raise AppError(403, "invalid_signature", "The signature does not match this "
+                               "URL.", {"parameter": "s"})
             return
         if self.settings.allowed_sizes is None:
             return

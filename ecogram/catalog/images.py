@@ -66,8 +66,6 @@ class ListQuery:
             problems["per_page"] = f"from 1 to {MAX_PER_PAGE}"
         if self.q is not None and len(self.q) > 200:
             problems["q"] = "at most 200 characters"
-        if self.since and self.until and self.since >= self.until:
-            problems["until"] = "must be later than since"
         if problems:
             raise invalid("Some query parameters are not acceptable.", fields=problems)
 

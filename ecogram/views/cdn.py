@@ -50,7 +50,8 @@ IMAGE = Media({"image/*": BINARY}, "The image", {
            "/api/v1/images/{id}/signed-url). The format follows fmt, else Accept (AVIF, WebP); "
            "the size, without w, follows Sec-CH-Width and Sec-CH-DPR; Save-Data lowers the "
            "quality one step (docs/delivery.md).",
-           described_query=models.ImgQuery, responses={200: IMAGE, 304: NOT_MODIFIED})
+           described_query=models.ImgQuery, responses={200: IMAGE, 304: NOT_MODIFIED},
+           errors=(403,))
 async def image(request: web.Request) -> web.Response:
     delivery = request.app[keys.delivery]
     target = request.raw_path  # path and query as sent: the replay's key, no parsing

@@ -5,7 +5,8 @@ all of its checks, all of its phases (examples, coverage, fuzzing, stateful). An
 the test, with schemathesis' own report (and a curl line to reproduce each one) in the message.
 
 The operations that would end the run's own session — logging its token out, changing its
-password — are fuzzed in a second run, each with a token of their own (a fresh user per run).
+password, changing its own role — are fuzzed in runs of their own, each with the token of a user
+of its own (an admin for the role changes).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import requests
@@ -20,16 +22,18 @@ import requests
 from tests.catalog.photos import make_photo
 from tests.views.test_openapi import OPENAPI_PATH, LiveServer
 
+CONFIG = Path(__file__).with_name("schemathesis.toml")  # the one allowance, and why
 # The CI budget decides: at least 25 examples per operation (issue 16).
 EXAMPLES = int(os.environ.get("ECOGRAM_CONTRACT_EXAMPLES", "25"))
-SESSION_ENDING = ("auth_logout", "auth_password")
+SESSION_ENDING = ("auth_logout", "auth_password", "users_update")
 ADMIN = {"email": "fuzz@example.com", "name": "Fuzz Admin",
          "password": "correct horse battery staple"}
 
 
 def _schemathesis(base: str, token: str, *selection: str, seed: int = 1) -> tuple[int, str]:
     command = [
-        sys.executable, "-m", "schemathesis.cli", "run", f"{base}{OPENAPI_PATH}",
+        sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG), "run",
+        f"{base}{OPENAPI_PATH}",
         "--checks", "all", "--phases", "examples,coverage,fuzzing,stateful",
         "--max-examples", str(EXAMPLES), "--seed", str(seed), "--workers", "1",
         "--request-timeout", "30", "--suppress-health-check", "all",
@@ -60,17 +64,27 @@ def _seed(base: str) -> tuple[requests.Session, str]:
 def test_schemathesis_all_checks_all_phases(settings):
     with LiveServer(settings.replace(min_side=100)) as base:
         http, token = _seed(base)
+        # Their own tokens first: the main run's failed logins throttle this client address.
+        own_tokens = []
+        for index in range(len(SESSION_ENDING)):
+            user = {"email": f"own{index}@example.com", "name": f"Own {index}",
+                    "password": "another horse battery staple"}
+            created = http.post(f"{base}/api/v1/auth/register", json=user)
+            assert created.status_code == 201
+            if SESSION_ENDING[index] == "users_update":
+                promoted = http.patch(f"{base}/api/v1/users/{created.json()['id']}",
+                                      json={"role": "admin"},
+                                      headers={"Authorization": f"Bearer {token}"})
+                assert promoted.status_code == 200, promoted.text
+            own_tokens.append(http.post(f"{base}/api/v1/auth/login",
+                                        json=user).json()["access_token"])
         excluded = [arg for name in SESSION_ENDING for arg in ("--exclude-operation-id", name)]
         code, report = _schemathesis(base, token, *excluded)
         # The admin token still works: the run did not lock itself out half-way.
         me = http.get(f"{base}/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
         assert me.status_code == 200, me.text
         failures = [report] if code else []
-        for index, name in enumerate(SESSION_ENDING):
-            user = {"email": f"own{index}@example.com", "name": f"Own {index}",
-                    "password": "another horse battery staple"}
-            assert http.post(f"{base}/api/v1/auth/register", json=user).status_code == 201
-            own = http.post(f"{base}/api/v1/auth/login", json=user).json()["access_token"]
+        for name, own in zip(SESSION_ENDING, own_tokens, strict=True):
             code, report = _schemathesis(base, own, "--include-operation-id", name)
             if code:
                 failures.append(report)

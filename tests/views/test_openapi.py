@@ -12,6 +12,7 @@ from openapi_spec_validator import validate
 
 from ecogram.app import create_app
 from ecogram.routes import ROUTES
+from ecogram.server import make_runner
 
 OPENAPI_PATH = "/api/openapi.json"
 
@@ -78,7 +79,8 @@ class LiveServer:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.runner = web.AppRunner(create_app(self.settings))
+        # The production stack: the server of ``ecogram serve`` (head deadline, JSON refusals).
+        self.runner = make_runner(create_app(self.settings), self.settings)
         self.loop.run_until_complete(self.runner.setup())
         site = web.TCPSite(self.runner, "127.0.0.1", self.port)
         self.loop.run_until_complete(site.start())
