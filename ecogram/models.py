@@ -516,7 +516,8 @@ class ImgQuery(ImageOptions):
     """w × dpr (and h × dpr) must be an allowed size too, and preset goes with v only:
     relations between parameters, which a 400 naming the parameter enforces."""
 
-    sized: ClassVar[tuple[str, ...]] = ("w", "h")  # the document lists the allowed sizes
+    # Lists of the running configuration, which the document spells out as enums.
+    configured: ClassVar[dict[str, str]] = {"w": "sizes", "h": "sizes", "preset": "channels"}
     preset: Annotated[str, Meta(pattern=r"^[a-z0-9_]{1,50}$", description="A sales channel's "
                                 "id: the photo as that channel takes it; only v may go with "
                                 "it.")] | UnsetType = UNSET

@@ -66,16 +66,19 @@ def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def _query(model: type, components: dict[str, Any], sizes: tuple[int, ...] | None
-           ) -> list[dict[str, Any]]:
+Choices = dict[str, tuple[Any, ...] | None]  # configured lists by name (None: any value)
+
+
+def _query(model: type, components: dict[str, Any], choices: Choices) -> list[dict[str, Any]]:
     schema = components[model.__name__]
-    sized = getattr(model, "sized", ())
+    configured = getattr(model, "configured", {})
     required = set(schema.get("required", ()))
     parameters = []
     for name, field in schema["properties"].items():
         field = _not_null(field)
-        if name in sized and sizes is not None:  # ECOGRAM_ALLOWED_SIZES ('*': any)
-            field = {**field, "enum": list(sizes)}
+        allowed = choices.get(configured.get(name, ""))
+        if allowed is not None:  # e.g. ECOGRAM_ALLOWED_SIZES ('*': any size)
+            field = {**field, "enum": list(allowed)}
         parameter = {"name": name, "in": "query", "required": name in required,
                      "schema": field}
         if "description" in field:
@@ -122,7 +125,7 @@ def _error_statuses(route: Any, op: Operation, path_params: list[Any]) -> set[in
 
 
 def _operation(route: Any, op: Operation, params: list[Any], components: dict[str, Any],
-               sizes: tuple[int, ...] | None) -> dict[str, Any]:
+               choices: Choices) -> dict[str, Any]:
     responses = {str(status): _response(answer) for status, answer in op.responses.items()}
     for status in sorted(_error_statuses(route, op, params)):
         responses.setdefault(str(status), {
@@ -145,7 +148,7 @@ def _operation(route: Any, op: Operation, params: list[Any], components: dict[st
     parameters = params + list(op.headers)
     for model in (op.query, op.described_query):
         if model is not None:
-            parameters += _query(model, components, sizes)
+            parameters += _query(model, components, choices)
     if parameters:
         operation["parameters"] = parameters
     content = {}
@@ -167,9 +170,11 @@ def _models(ops: list[Operation]) -> list[Any]:
     return list(dict.fromkeys(found))
 
 
-def build(routes: list[Any], public_url: str = "", sizes: tuple[int, ...] | None = None
+def build(routes: list[Any], public_url: str = "", choices: Choices | None = None
           ) -> dict[str, Any]:
-    """The OpenAPI document of these routes (``ecogram.routes.ROUTES``)."""
+    """The OpenAPI document of these routes (``ecogram.routes.ROUTES``); ``choices`` are the
+    configuration's lists a parameter takes (``sizes``, ``channels``)."""
+    choices = choices or {}
     machine = [r for r in routes if r.path.startswith(MACHINE_PREFIXES)
                or r.path == "/api/openapi.json"]
     missing = [r.name for r in machine if operation_of(r.handler) is None]
@@ -182,7 +187,7 @@ def build(routes: list[Any], public_url: str = "", sizes: tuple[int, ...] | None
     for route, op in zip(machine, ops, strict=True):
         path, params = _path(route.path)
         paths.setdefault(path, {})[route.method.lower()] = _operation(
-            route, op, params, components, sizes)
+            route, op, params, components, choices)
     for model in _models(ops):  # partial updates (models.Changes): one change at least
         if isinstance(model, type) and (names := changed_fields(model)):
             components[model.__name__]["anyOf"] = [{"required": [n]} for n in names]

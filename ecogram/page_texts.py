@@ -56,6 +56,7 @@ ERRORS: dict[str, str] = {
     "invalid_manifest": N_("The manifest is not a CSV file with a 'file' or 'url' column."),
     "invalid_multipart": N_("The upload could not be read; try again."),
     "invalid_parameter": N_("The address has a parameter that is not acceptable."),
+    "invalid_signature": N_("The address's signature does not match it."),
     "invalid_url": N_("The address is not valid."),
     "last_admin": N_("This is the last active admin: promote another user to admin first."),
     "method_not_allowed": N_("This method is not allowed here."),

@@ -13,5 +13,7 @@ from ecogram.contract import Media, operation
 async def openapi_json(request: web.Request) -> web.Response:
     # The declared routes, as setup_routes recorded them (HEAD siblings share a declaration).
     routes = list(dict.fromkeys(request.app[keys.route_table].values()))
-    document = openapi.build(routes, sizes=request.app[keys.settings].allowed_sizes)
+    settings = request.app[keys.settings]
+    document = openapi.build(routes, choices={
+        "sizes": settings.allowed_sizes, "channels": tuple(settings.channel_profiles)})
     return web.json_response(document, headers={"Cache-Control": "public, max-age=300"})
