@@ -16,11 +16,11 @@ stops them gracefully. One worker runs in this process, with no master.
 from __future__ import annotations
 
 import asyncio
-from http import HTTPStatus
 import json
 import logging
 import signal
 import socket
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web

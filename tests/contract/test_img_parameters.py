@@ -78,7 +78,8 @@ async def test_the_server_accepts_exactly_what_the_document_allows(client, login
     for raw in PROBES[name]:
         value = _as_query_value(schema, raw)
         documented = jsonschema.Draft202012Validator(schema).is_valid(value)
-        query = f"{name}={urllib.parse.quote(raw)}" + ("&v=1" if name == "preset" else PARTNERS.get(name, ""))
+        partner = "&v=1" if name == "preset" else PARTNERS.get(name, "")
+        query = f"{name}={urllib.parse.quote(raw)}{partner}"
         response = await client.get(f"/img/IMG-DOC/1?{query}",
                                     headers={"Accept": "image/webp"})
         accepted = response.status in (200, 304)
