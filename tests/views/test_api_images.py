@@ -56,12 +56,20 @@ async def test_list_filters_sorts_and_pages(client, login_as, make_image):
 
 @pytest.mark.parametrize("query", ["per_page=101", "per_page=0", "page=0", "page=x",
                                    "sort=password_hash", "sort=id;drop", "status=gone",
-                                   "since=yesterday", "until=2020-01-01&since=2021-01-01",
-                                   "q=" + "x" * 201])
+                                   "since=yesterday", "since=2021-01-01T00:00", "page=1.0",
+                                   "page=1&page=2", "purge=1", "q=" + "x" * 201])
 async def test_list_refuses_bad_parameters(client, login_as, query):
     response = await client.get(f"/api/v1/images?{query}", headers=await login_as("viewer"))
     assert response.status == 422, query
     assert_error(await response.json(), "invalid_fields")
+
+
+async def test_a_range_that_ends_before_it_starts_is_empty(client, login_as, make_image):
+    await make_image()
+    response = await client.get("/api/v1/images?until=2020-01-01&since=2021-01-01",
+                                headers=await login_as("viewer"))
+    assert response.status == 200
+    assert (await response.json())["total"] == 0
 
 
 async def test_list_and_get_need_a_token(client, make_image):
