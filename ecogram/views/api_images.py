@@ -16,17 +16,8 @@ from aiohttp import web
 from ecogram import keys
 from ecogram.catalog import events, images
 from ecogram.catalog.records import image_record
-from ecogram.catalog.sources import CHUNK, too_large
 from ecogram.errors import invalid, not_found
-from ecogram.inputs import (
-    check_text,
-    multipart,
-    next_part,
-    read_chunk,
-    read_json,
-    skip_part,
-    upload_filename,
-)
+from ecogram.inputs import FilePart, check_text, no_files, read_json, read_multipart
 
 MAX_ID = 10**18  # fits PostgreSQL's bigint
 
@@ -182,25 +173,15 @@ async def replace_file(request: web.Request) -> web.Response:
     """``PUT /images/{id}/file``: multipart with one ``file`` part."""
     settings = request.app[keys.settings]
     target = image_id(request)
-    reader = await multipart(request, "file")
-    data: bytes | None = None
-    filename = "upload"
-    while (part := await next_part(request, reader)) is not None:
-        if part.name != "file" or data is not None:
-            await skip_part(request, part)
-            continue
-        filename = upload_filename(part.filename, "upload")
-        buffer = bytearray()
-        limit = settings.max_upload_bytes
-        while chunk := await read_chunk(request, part, CHUNK):
-            buffer += chunk
-            if len(buffer) > limit:
-                raise too_large(len(buffer), limit)
-        data = bytes(buffer)
-    if not data:
-        raise invalid("Send the new photo in a part named file.", fields={"file": "required"})
+    upload: tuple[str, bytes] | None = None
+    async for _name, value in read_multipart(request, {"file": settings.max_upload_bytes}):
+        if isinstance(value, FilePart):
+            value.check_name()
+            upload = value.filename, await value.read()
+    if upload is None:
+        raise no_files("file")
     async with request.app[keys.db_pool].acquire() as conn:
         row = await images.replace_file(
-            conn, request[keys.user], target, data, filename or "upload", settings,
+            conn, request[keys.user], target, upload[1], upload[0], settings,
             request.app[keys.vips_executor], events=events.of(request.app))
     return record_response(request, row)
