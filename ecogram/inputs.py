@@ -38,7 +38,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from multidict import MultiDict, MultiDictProxy
 
 from ecogram import keys
-from ecogram.catalog.sources.limits import too_large
+from ecogram.catalog.sources.limits import CHUNK, too_large
 from ecogram.errors import AppError
 
 T = TypeVar("T")
@@ -199,7 +199,7 @@ async def read_json(request: web.Request) -> dict[str, Any]:
 #   the route's file missing: 422 ``no_files`` naming the parts (``details.fields``);
 # - nothing arriving for ``ECOGRAM_BODY_TIMEOUT``: 408 ``request_timeout``.
 
-_PART_CHUNK = 256 * 1024
+_PART_CHUNK = CHUNK  # 1 MB at a time at most: what has arrived
 # Boundaries, part headers and the like around a request's files and fields.
 _UPLOAD_SLACK = 64 * 1024
 # Bytes counted for a part's boundary and header line breaks (its headers are counted as sent).
