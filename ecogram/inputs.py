@@ -24,18 +24,21 @@ SQL runs.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import re
 import tempfile
 import urllib.parse
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import IO, Any, TypeVar
 
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 from multidict import MultiDict, MultiDictProxy
 
 from ecogram import keys
+from ecogram.catalog.sources.limits import CHUNK, too_large
 from ecogram.errors import AppError
 
 T = TypeVar("T")
@@ -44,8 +47,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 JSON_TYPES = ("application/json", "application/octet-stream", "")
-# Room a multipart upload form needs around its file: boundaries, part headers, the CSRF field.
-_UPLOAD_FORM_SLACK = 64 * 1024
 MAX_FILENAME = 255
 
 # The parsed form of a request, read once (the guard reads it for the CSRF field, then the
@@ -183,30 +184,181 @@ async def read_json(request: web.Request) -> dict[str, Any]:
 
 
 # --- multipart ---------------------------------------------------------------------------------
+#
+# One reader for every multipart body: the upload routes (the import API, the photo replacement,
+# the channel ids CSV) and the page forms. One fault, one answer wherever it is sent:
+#
+# - not ``multipart/form-data``: 415 ``unsupported_type``;
+# - not readable as one (no or bad boundary, truncated, a part without a name, a nested
+#   multipart part, a part header over 8 KB): 400 ``invalid_multipart``;
+# - a declared or arrived body over the route's limit, or its text (fields, part headers, files
+#   sent under a name the route does not take) over ``ECOGRAM_MAX_FORM_KB``: 413 ``too_large``;
+# - a file over its limit: 413 ``file_too_large``; more files than the route takes: 413
+#   ``too_many_files``; a file's name not UTF-8 text or holding controls: 422
+#   ``invalid_filename``; a text field not UTF-8 or holding controls: 422 ``invalid_fields``;
+#   the route's file missing: 422 ``no_files`` naming the parts (``details.fields``);
+# - nothing arriving for ``ECOGRAM_BODY_TIMEOUT``: 408 ``request_timeout``.
 
-def _bad_multipart() -> AppError:
-    return AppError(400, "invalid_multipart", "The multipart body could not be read.")
+_PART_CHUNK = CHUNK  # 1 MB at a time at most: what has arrived
+# Boundaries, part headers and the like around a request's files and fields.
+_UPLOAD_SLACK = 64 * 1024
+# Bytes counted for a part's boundary and header line breaks (its headers are counted as sent).
+_PART_OVERHEAD = 64
 
 
-async def multipart(request: web.Request, what: str = "files") -> MultipartReader:
-    """The reader of a multipart/form-data body (415 for anything else)."""
-    if not request.content_type.startswith("multipart/form-data"):
-        raise AppError(415, "unsupported_type", f"Send the {what} as multipart/form-data.")
+def invalid_multipart(message: str = "The multipart body could not be read.") -> AppError:
+    return AppError(400, "invalid_multipart", message)
+
+
+def no_files(*names: str) -> AppError:
+    """422: the route's file part is missing (``details.fields`` names the parts it takes)."""
+    wanted = " and/or ".join(f"'{name}'" for name in names)
+    return AppError(422, "no_files", f"Send the file in a part named {wanted}.",
+                    {"fields": dict.fromkeys(names, "required")})
+
+
+class FilePart:
+    """A file part of a multipart body, as :func:`read_multipart` yields it.
+
+    ``filename`` is the client's base name (``upload_filename``) or, when that name is refused,
+    a displayable one with ``filename_error`` set (422 ``invalid_filename``): a route taking one
+    file raises it (``check_name``), the import API reports it on that file's line. The bytes
+    are read by one of ``save``/``read``/``spool``, at most ``limit`` of them (413
+    ``file_too_large``, raised once the rest of the part is read past, so the next parts can
+    still be read); a part left unread is read past by the reader.
+    """
+
+    def __init__(self, request: web.Request, part: BodyPartReader, name: str, limit: int,
+                 default: str) -> None:
+        self._request = request
+        self._part = part
+        self.name = name
+        self.limit = limit
+        self.headers = part.headers
+        self.content_type = part.headers.get("Content-Type", "application/octet-stream")
+        self.filename_error: AppError | None = None
+        try:
+            self.filename = upload_filename(part.filename, default)
+        except AppError as error:
+            self.filename = display_name(part.filename or default)
+            self.filename_error = error
+
+    def check_name(self) -> None:
+        if self.filename_error is not None:
+            raise self.filename_error
+
+    async def write_to(self, handle: IO[bytes]) -> int:
+        """The part's bytes written to ``handle``; their number."""
+        size = 0
+        while chunk := await read_chunk(self._request, self._part, _PART_CHUNK):
+            size += len(chunk)
+            if size > self.limit:
+                await skip_part(self._request, self._part)
+                raise too_large(size, self.limit)
+            handle.write(chunk)  # small sequential writes land in the page cache
+        return size
+
+    async def save(self, path: Path) -> int:
+        with path.open("wb") as handle:
+            return await self.write_to(handle)
+
+    async def read(self) -> bytes:
+        buffer = io.BytesIO()
+        await self.write_to(buffer)
+        return buffer.getvalue()
+
+    async def spool(self) -> IO[bytes]:
+        """The bytes in an anonymous temporary file (on disk past 1 MB), at its start."""
+        handle = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)  # noqa: SIM115
+        try:
+            await self.write_to(handle)
+        except BaseException:
+            handle.close()
+            raise
+        handle.seek(0)
+        return handle  # type: ignore[return-value]
+
+
+def upload_limit(request: web.Request, files: Mapping[str, int], max_files: int) -> int:
+    """The body limit of a form taking ``files`` (name → limit of each file, ``max_files`` of
+    each name): its files, its text (``ECOGRAM_MAX_FORM_KB``) and room around them, never over
+    ``ECOGRAM_MAX_REQUEST_MB``."""
+    settings = request.app[keys.settings]
+    if not files:
+        return form_limit(request)
+    most = sum(files.values()) * max_files + form_limit(request) + _UPLOAD_SLACK
+    return min(most, settings.max_request_mb * 1024 * 1024)
+
+
+async def read_multipart(
+    request: web.Request, files: Mapping[str, int] | None = None, *, max_files: int = 1,
+) -> AsyncIterator[tuple[str, str | FilePart]]:
+    """The parts of a ``multipart/form-data`` body, in order: ``(name, text)`` for a field
+    (UTF-8, checked with ``check_text``), ``(name, FilePart)`` for a part named in ``files``
+    (name → its size limit), at most ``max_files`` under each name. A file sent under another
+    name is read past, counted as the form's text. Errors: see the comment above.
+    """
+    files = files or {}
+    if request.content_type != "multipart/form-data":
+        raise AppError(415, "unsupported_type", "Send the body as multipart/form-data.")
+    limit = upload_limit(request, files, max_files)
+    text_limit = form_limit(request)
+    _check_declared(request, limit)
     try:
-        return await request.multipart()
-    except (HttpProcessingError, ValueError, LookupError, RuntimeError):
-        raise _bad_multipart() from None
+        reader = MultipartReader(request.headers, request.content,
+                                 max_size_error_cls=HttpProcessingError)
+    except (ValueError, LookupError, AssertionError):
+        raise invalid_multipart("The multipart body has no valid boundary.") from None
+    text = 0  # bytes of the form that are not its files
+    counts: dict[str, int] = {}
+    while (part := await next_part(request, reader)) is not None:
+        name = part.name
+        if not name:
+            raise invalid_multipart("Every part needs a name (Content-Disposition: form-data; "
+                                    "name=...).")
+        text += _PART_OVERHEAD + sum(len(k) + len(v) for k, v in part.headers.items())
+        if text > text_limit:
+            raise body_too_large(request, text_limit)
+        if name in files:
+            count = counts[name] = counts.get(name, 0) + 1
+            if count > max_files:
+                raise AppError(413, "too_many_files", f"A request may carry at most "
+                               f"{max_files} files in the part '{name}'.",
+                               {"max_files": max_files, "field": name})
+            yield name, FilePart(request, part, name, files[name], f"file-{count}")
+            await skip_part(request, part, limit)  # what the caller left unread
+        else:
+            data = bytearray()
+            while chunk := await read_chunk(request, part, _PART_CHUNK):
+                text += len(chunk)
+                if text > text_limit:
+                    raise body_too_large(request, text_limit)
+                if part.filename is None:  # a file under a name the route does not take:
+                    data += chunk          # read past
+            if part.filename is None:
+                yield check_text(name, "form"), _field_text(name, bytes(data))
+        if request.content.total_bytes > limit:
+            raise body_too_large(request, limit)
+
+
+def _field_text(name: str, data: bytes) -> str:
+    try:
+        value = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise AppError(422, "invalid_fields", f"The field '{name[:100]}' is not UTF-8 text.",
+                       {"field": name[:100], "fields": {name[:100]: "UTF-8 text"}}) from None
+    return check_text(value, name, multiline=True)
 
 
 async def next_part(request: web.Request, reader: MultipartReader) -> BodyPartReader | None:
     """The next part (None at the end); 400 for a malformed or nested one, 408 when idle."""
     try:
         part = await idle(request, reader.next())
-    except (HttpProcessingError, ValueError, LookupError, RuntimeError, UnicodeDecodeError):
+    except (HttpProcessingError, ValueError, LookupError, RuntimeError, AssertionError):
         # A malformed part header is the client's mistake, never a 500.
-        raise _bad_multipart() from None
+        raise invalid_multipart() from None
     if part is not None and not isinstance(part, BodyPartReader):
-        raise AppError(422, "invalid_fields", "Nested multipart bodies are not accepted.")
+        raise invalid_multipart("Nested multipart bodies are not accepted.")
     return part
 
 
@@ -214,43 +366,49 @@ async def read_chunk(request: web.Request, part: BodyPartReader, size: int) -> b
     """Up to ``size`` bytes of the part (b"" at its end); 400 when malformed, 408 when idle."""
     try:
         return await idle(request, part.read_chunk(size))
-    except (HttpProcessingError, ValueError, LookupError, RuntimeError):
-        raise _bad_multipart() from None
+    except (HttpProcessingError, ValueError, LookupError, RuntimeError, AssertionError):
+        raise invalid_multipart() from None
 
 
-async def skip_part(request: web.Request, part: BodyPartReader) -> None:
-    """Read past a part, chunk by chunk (each chunk under the idle timeout)."""
-    while await read_chunk(request, part, 64 * 1024):
-        pass
+async def skip_part(request: web.Request, part: BodyPartReader, limit: int | None = None) -> None:
+    """Read past a part, chunk by chunk (each chunk under the idle timeout); 413 ``too_large``
+    once the body is over ``limit``."""
+    while await read_chunk(request, part, _PART_CHUNK):
+        if limit is not None and request.content.total_bytes > limit:
+            raise body_too_large(request, limit)
 
 
 # --- page forms --------------------------------------------------------------------------------
 
-def takes_files(handler: Handler) -> Handler:
-    """Mark a page handler whose multipart form carries a file: its form may be as large as an
-    upload (ECOGRAM_MAX_UPLOAD_MB). Every other form gets ECOGRAM_MAX_FORM_KB."""
-    handler.takes_files = True  # type: ignore[attr-defined]  # read by read_form
-    return handler
+def takes_files(*names: str) -> Callable[[Handler], Handler]:
+    """Mark a page handler whose multipart form carries files in the parts ``names``: they may
+    be as large as an upload (ECOGRAM_MAX_UPLOAD_MB) and reach the handler as
+    ``web.FileField``. Every other form gets ECOGRAM_MAX_FORM_KB."""
+    def mark(handler: Handler) -> Handler:
+        handler.takes_files = names  # type: ignore[attr-defined]  # read by read_form
+        return handler
+    return mark
 
 
-def _form_takes_files(request: web.Request) -> bool:
+def _form_files(request: web.Request) -> tuple[str, ...]:
     # The guard's wrapper copies the handler's attributes (functools.wraps).
-    return getattr(request.match_info.handler, "takes_files", False)
+    return getattr(request.match_info.handler, "takes_files", ())
 
 
 async def read_form(request: web.Request) -> MultiDictProxy[FormValue]:
     """The page form of this request (urlencoded or multipart), read once and kept.
 
     Text fields are checked with ``check_text``; file fields (on routes marked ``takes_files``)
-    are spooled to temporary files as ``web.FileField``. Not a form: an empty one.
+    are spooled to temporary files as ``web.FileField``. Not a form: an empty one, except on a
+    route taking files, which takes nothing but multipart (``read_multipart``).
     """
     if _FORM in request:
         return request[_FORM]
     fields: MultiDict[FormValue] = MultiDict()
-    if request.content_type == "application/x-www-form-urlencoded":
+    if _form_files(request) or request.content_type.startswith("multipart/"):
+        await _read_multipart_form(request, fields)  # a page taking files takes multipart only
+    elif request.content_type == "application/x-www-form-urlencoded":
         await _read_urlencoded(request, fields)
-    elif request.content_type == "multipart/form-data":
-        await _read_multipart_form(request, fields)
     form = MultiDictProxy(fields)
     request[_FORM] = form
     return form
@@ -269,49 +427,12 @@ async def _read_urlencoded(request: web.Request, fields: MultiDict[FormValue]) -
 
 
 async def _read_multipart_form(request: web.Request, fields: MultiDict[FormValue]) -> None:
-    settings = request.app[keys.settings]
-    small = form_limit(request)
-    files = _form_takes_files(request)
-    limit = settings.max_upload_bytes + _UPLOAD_FORM_SLACK if files else small
-    _check_declared(request, limit)
-    reader = await multipart(request, "form")
-    while (part := await next_part(request, reader)) is not None:
-        name = check_text(part.name or "", "form")
-        if part.filename is not None and files:
-            fields.add(name, await _spool_file(request, part, name, limit))
-            continue
-        data = bytearray()
-        while chunk := await read_chunk(request, part, 64 * 1024):
-            # Everything that arrived counts, part headers included.
-            if request.content.total_bytes > limit:
-                raise body_too_large(request, limit)
-            if part.filename is None:  # a file sent to a form that takes none is dropped
-                data += chunk
-                if len(data) > small:
-                    raise body_too_large(request, small)
-        if part.filename is not None:
-            continue
-        try:
-            value = data.decode(part.get_charset("utf-8"))
-        except (UnicodeDecodeError, LookupError):
-            raise AppError(400, "invalid_form", "The form is not valid UTF-8 text.") from None
-        fields.add(name, check_text(value, name, multiline=True))
-    if request.content.total_bytes > limit:
-        raise body_too_large(request, limit)
-
-
-async def _spool_file(request: web.Request, part: BodyPartReader, name: str,
-                      limit: int) -> web.FileField:
-    filename = upload_filename(part.filename, "upload")
-    handle = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the FileField, closed with it
-    size = 0
-    while chunk := await read_chunk(request, part, 1024 * 1024):
-        size += len(chunk)
-        if size > limit or request.content.total_bytes > limit:
-            handle.close()
-            raise body_too_large(request, limit)
-        handle.write(chunk)
-    handle.seek(0)
-    return web.FileField(name=name, filename=filename, file=handle,  # type: ignore[arg-type]
-                         content_type=part.headers.get("Content-Type", "application/octet-stream"),
-                         headers=part.headers)
+    limit = request.app[keys.settings].max_upload_bytes
+    async for name, value in read_multipart(request, dict.fromkeys(_form_files(request), limit)):
+        if isinstance(value, FilePart):
+            value.check_name()
+            fields.add(name, web.FileField(
+                name=name, filename=value.filename, file=await value.spool(),  # type: ignore[arg-type]
+                content_type=value.content_type, headers=value.headers))
+        else:
+            fields.add(name, value)

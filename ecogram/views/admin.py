@@ -37,10 +37,9 @@ from ecogram.catalog import channels as channels_uc
 from ecogram.catalog import review as review_uc
 from ecogram.catalog.delivery import EXTENSIONS
 from ecogram.catalog.records import image_record
-from ecogram.catalog.sources import too_large
 from ecogram.errors import AppError, invalid, not_found
 from ecogram.i18n import LANG_COOKIE, LANGUAGES, localizer_for
-from ecogram.inputs import read_form, takes_files
+from ecogram.inputs import no_files, read_form, takes_files
 from ecogram.pages import render_page
 from ecogram.views.api_auth import client_address
 from ecogram.views.pages_auth import safe_next
@@ -499,29 +498,23 @@ async def photo_edit(request: web.Request) -> web.Response:
     return _redirect(f"/admin/images/{image_id}?done=edited")
 
 
-@takes_files
+@takes_files("file")
 async def photo_replace(request: web.Request) -> web.Response:
     """A new photo for this record, from the page's file field (multipart form)."""
     image_id = _id(request)
     settings = request.app[keys.settings]
     try:
-        if not request.content_type.startswith("multipart/form-data"):
-            raise AppError(415, "unsupported_type", "Send the file as multipart/form-data.")
         # The guard may have read the form already (for its CSRF field): read_form keeps file
-        # fields in temporary files and bounds this form by the upload size (takes_files).
+        # fields in temporary files, bounds the form by the upload size and refuses what the
+        # upload API refuses, with the same codes (``takes_files``, ``inputs.read_multipart``).
         form = await read_form(request)
         field = form.get("file")
-        data: bytes | None = None
-        filename = "upload"
-        if isinstance(field, web.FileField):
-            filename = (field.filename or "upload").replace("\\", "/").rsplit("/", 1)[-1][:255]
-            data = field.file.read(settings.max_upload_bytes + 1)
-            if len(data) > settings.max_upload_bytes:
-                raise too_large(len(data), settings.max_upload_bytes)
-        if not data:
-            raise invalid("Choose the new photo.", fields={"file": "required"})
+        if not isinstance(field, web.FileField):
+            raise no_files("file")
+        with field.file:  # a spooled temporary file, on disk past 1 MB
+            data = field.file.read()
         async with request.app[keys.db_pool].acquire() as conn:
-            await images.replace_file(conn, request[keys.user], image_id, data, filename,
+            await images.replace_file(conn, request[keys.user], image_id, data, field.filename,
                                       settings, request.app[keys.vips_executor],
                                       events=events.of(request.app))
     except AppError as error:

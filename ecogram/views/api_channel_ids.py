@@ -13,16 +13,7 @@ from ecogram.catalog import channel_ids, channels
 from ecogram.catalog.channel_ids import MAX_CSV_BYTES
 from ecogram.contract import NO_CONTENT, operation
 from ecogram.errors import AppError
-from ecogram.inputs import (
-    body_too_large,
-    multipart,
-    next_part,
-    read_body,
-    read_chunk,
-    skip_part,
-)
-
-MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the file
+from ecogram.inputs import FilePart, no_files, read_body, read_multipart
 
 
 def _channel(request: web.Request) -> str:
@@ -72,23 +63,15 @@ async def delete_id(request: web.Request) -> web.Response:
 
 async def _csv_body(request: web.Request) -> bytes:
     """The CSV, its size checked before and while the bytes arrive (``ecogram.inputs``)."""
-    if request.content_type.startswith("multipart/form-data"):
-        if request.content_length is not None and \
-                request.content_length > MAX_CSV_BYTES + MULTIPART_SLACK:
-            raise body_too_large(request, MAX_CSV_BYTES + MULTIPART_SLACK)
-        reader = await multipart(request, "CSV")
-        while (part := await next_part(request, reader)) is not None:
-            if part.name != "file":
-                await skip_part(request, part)
-                continue
-            data = bytearray()
-            while chunk := await read_chunk(request, part, 64 * 1024):
-                data += chunk
-                if len(data) > MAX_CSV_BYTES:
-                    raise body_too_large(request, MAX_CSV_BYTES)
-            return bytes(data)
-        raise AppError(422, "invalid_fields", "Send the CSV as the field 'file'.",
-                       {"fields": {"file": "required"}})
+    if request.content_type.startswith("multipart/"):
+        data: bytes | None = None
+        async for _name, value in read_multipart(request, {"file": MAX_CSV_BYTES}):
+            if isinstance(value, FilePart):
+                value.check_name()
+                data = await value.read()
+        if data is None:
+            raise no_files("file")
+        return data
     if request.content_type not in ("text/csv", "text/plain", "application/octet-stream"):
         raise AppError(415, "unsupported_type",
                        "Send the CSV as text/csv or as the multipart field 'file'.")

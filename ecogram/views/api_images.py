@@ -6,10 +6,8 @@ Thin handlers: parse the request, call ``ecogram.catalog.images``, render record
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import urllib.parse
-from collections.abc import Mapping
 
 import msgspec
 from aiohttp import web
@@ -17,17 +15,9 @@ from aiohttp import web
 from ecogram import keys, models
 from ecogram.catalog import events, images
 from ecogram.catalog.records import image_record
-from ecogram.catalog.sources import CHUNK, too_large
 from ecogram.contract import BINARY, NO_CONTENT, Media, operation
-from ecogram.errors import invalid, not_found
-from ecogram.inputs import (
-    check_text,
-    multipart,
-    next_part,
-    read_chunk,
-    skip_part,
-    upload_filename,
-)
+from ecogram.errors import not_found
+from ecogram.inputs import FilePart, no_files, read_multipart
 
 MAX_ID = 10**18  # fits PostgreSQL's bigint
 IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"},
@@ -40,51 +30,6 @@ def image_id(request: web.Request) -> int:
     if len(raw) > 18 or int(raw) == 0:
         raise not_found("There is no image with this id.")
     return int(raw)
-
-
-def int_param(query: Mapping[str, str], name: str, default: int) -> int:
-    raw = query.get(name)
-    if raw is None or raw == "":
-        return default
-    if not re.fullmatch(r"\d{1,9}", raw.strip()):
-        raise invalid(f"{name} must be a whole number.", fields={name: "a whole number"})
-    return int(raw)
-
-
-def time_param(query: Mapping[str, str], name: str) -> dt.datetime | None:
-    """An ISO 8601 date or date-time; without a zone it is UTC."""
-    raw = (query.get(name) or "").strip()
-    if not raw:
-        return None
-    try:
-        value = dt.datetime.fromisoformat(raw.replace(" ", "+", 1) if "T" in raw else raw)
-    except ValueError:
-        raise invalid(f"{name} must be an ISO 8601 date or date-time.",
-                      fields={name: "ISO 8601, e.g. 2025-01-31 or 2025-01-31T12:00:00Z"}) from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    if not dt.datetime(1970, 1, 1, tzinfo=dt.UTC) <= value <= dt.datetime(
-        9999, 1, 1, tzinfo=dt.UTC
-    ):
-        raise invalid(f"{name} is out of range.", fields={name: "a realistic date"})
-    return value
-
-
-def codes_param(query: web.Request | Mapping, name: str = "code") -> tuple[str, ...] | None:
-    """``code=A,B`` and/or ``code=A&code=B``."""
-    values = query.getall(name, []) if hasattr(query, "getall") else [query.get(name, "")]
-    codes = [check_text(c.strip(), name) for value in values for c in value.split(",")
-             if c.strip()]
-    if any(len(c) > 200 for c in codes):
-        raise invalid("A code is too long.", fields={name: "at most 200 characters each"})
-    return tuple(dict.fromkeys(codes)) or None
-
-
-def text_param(query: Mapping[str, str], name: str) -> str | None:
-    raw = query.get(name)
-    if raw is None or not raw.strip():
-        return None
-    return check_text(raw.strip(), name)
 
 
 def render(request: web.Request, row) -> dict:
@@ -188,25 +133,15 @@ async def replace_file(request: web.Request) -> web.Response:
     """``PUT /images/{id}/file``: multipart with one ``file`` part."""
     settings = request.app[keys.settings]
     target = image_id(request)
-    reader = await multipart(request, "file")
-    data: bytes | None = None
-    filename = "upload"
-    while (part := await next_part(request, reader)) is not None:
-        if part.name != "file" or data is not None:
-            await skip_part(request, part)
-            continue
-        filename = upload_filename(part.filename, "upload")
-        buffer = bytearray()
-        limit = settings.max_upload_bytes
-        while chunk := await read_chunk(request, part, CHUNK):
-            buffer += chunk
-            if len(buffer) > limit:
-                raise too_large(len(buffer), limit)
-        data = bytes(buffer)
-    if not data:
-        raise invalid("Send the new photo in a part named file.", fields={"file": "required"})
+    upload: tuple[str, bytes] | None = None
+    async for _name, value in read_multipart(request, {"file": settings.max_upload_bytes}):
+        if isinstance(value, FilePart):
+            value.check_name()
+            upload = value.filename, await value.read()
+    if upload is None:
+        raise no_files("file")
     async with request.app[keys.db_pool].acquire() as conn:
         row = await images.replace_file(
-            conn, request[keys.user], target, data, filename or "upload", settings,
+            conn, request[keys.user], target, upload[1], upload[0], settings,
             request.app[keys.vips_executor], events=events.of(request.app))
     return record_response(request, row)

@@ -1,8 +1,10 @@
 """Import endpoints: ``POST /api/v1/images``, ``POST /api/v1/imports``, ``GET .../imports/{id}``.
 
-Uploads are streamed part by part to temporary files, with the size limit enforced while the
-bytes arrive: memory stays bounded whatever is sent, and a file over the limit becomes that
-file's 413 while the others of the request go on.
+Uploads are read by ``ecogram.inputs.read_multipart`` (the one multipart reader, its errors the
+same on every upload route) and streamed part by part to temporary files, with the size limit
+enforced while the bytes arrive: memory stays bounded whatever is sent, and a file over the
+limit or with an unreadable name becomes that file's 413 or 422 while the others of the request
+go on.
 
 Status of ``POST /images``: ``201`` with the batch report. A request with a single file that is
 rejected answers that file's status (413, 415, 422...) in the JSON error shape, with the whole
@@ -15,77 +17,16 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 
 from ecogram import jobs, keys, models
 from ecogram.catalog import import_jobs, imports
-from ecogram.catalog.sources import (
-    CHUNK,
-    ImportItem,
-    file_item,
-    parse_fields,
-    too_large,
-)
+from ecogram.catalog.sources import ImportItem, file_item, parse_fields
 from ecogram.contract import Media, operation
 from ecogram.errors import AppError
-from ecogram.inputs import (
-    display_name,
-    multipart,
-    next_part,
-    read_chunk,
-    skip_part,
-    upload_filename,
-)
+from ecogram.inputs import FilePart, no_files, read_multipart
 
 FIELD_NAMES = ("code", "product", "position", "alt")
-MAX_FIELD_BYTES = 16 * 1024
-
-
-async def _parts(request: web.Request):
-    reader = await multipart(request)
-    while (part := await next_part(request, reader)) is not None:
-        yield part
-
-
-async def _stream_to_file(request: web.Request, part: BodyPartReader, path: Path,
-                          limit: int) -> int | None:
-    """Write the part to ``path`` in chunks; its size, or None when it passed ``limit``.
-
-    Past the limit nothing more is written: the rest of the part is read and dropped so the
-    next parts of the request can still be read.
-    """
-    size = 0
-    # Small sequential writes land in the page cache: quick enough for the event loop.
-    with path.open("wb") as handle:
-        while chunk := await read_chunk(request, part, CHUNK):
-            size += len(chunk)
-            if size > limit:
-                break
-            handle.write(chunk)
-    if size > limit:
-        await skip_part(request, part)
-        path.unlink(missing_ok=True)  # noqa: ASYNC240 - one unlink of a local temporary file
-        return None
-    return size
-
-
-async def _read_small(request: web.Request, part: BodyPartReader, limit: int,
-                      what: str) -> bytes:
-    data = bytearray()
-    while chunk := await read_chunk(request, part, CHUNK):
-        data += chunk
-        if len(data) > limit:
-            raise too_large(len(data), limit, what=what)
-    return bytes(data)
-
-
-async def _field_text(request: web.Request, part: BodyPartReader) -> str:
-    data = await _read_small(request, part, MAX_FIELD_BYTES, f"field '{part.name}'")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise AppError(422, "invalid_fields", f"The field '{part.name}' is not UTF-8 text.",
-                       {"field": part.name}) from None
 
 
 PREFER = {"name": "Prefer", "in": "header", "required": False, "schema": {"type": "string"},
@@ -105,32 +46,15 @@ async def post_images(request: web.Request) -> web.Response:
     with tempfile.TemporaryDirectory(prefix="ecogram-upload-") as tmp:
         items: list[ImportItem] = []
         raw: dict[str, str | None] = {}
-        async for part in _parts(request):
-            if part.name == "file":
-                if len(items) >= settings.zip_max_members:
-                    raise AppError(413, "too_many_files", f"A request may carry at most "
-                                   f"{settings.zip_max_members} files.")
-                default = f"file-{len(items) + 1}"
-                try:
-                    filename = upload_filename(part.filename, default)
-                except AppError as error:  # that file's line says so; the others go on
-                    await skip_part(request, part)
-                    items.append(ImportItem(filename=display_name(part.filename or default),
-                                            error=error))
-                    continue
-                path = Path(tmp) / f"{len(items):06d}"
-                size = await _stream_to_file(request, part, path, limit)
-                if size is None:
-                    items.append(ImportItem(filename=filename, error=too_large(limit + 1, limit)))
-                else:
-                    items.append(file_item(path, limit, filename))
-            elif part.name in FIELD_NAMES:
-                raw[part.name] = await _field_text(request, part)
-            else:
-                await skip_part(request, part)  # unknown parts are ignored, but read past
+        async for name, value in read_multipart(request, {"file": limit},
+                                                max_files=settings.zip_max_members):
+            if isinstance(value, FilePart):
+                items.append(await _upload_item(value, Path(tmp) / f"{len(items):06d}", limit))
+            elif name in FIELD_NAMES:
+                raw[name] = value
         fields = parse_fields(raw)
         if not items:
-            raise AppError(422, "no_files", "Send at least one file in a part named 'file'.")
+            raise no_files("file")
         report = await imports.import_files(
             app[keys.db_pool], settings, app[keys.vips_executor], request[keys.user], items,
             fields,
@@ -145,6 +69,20 @@ async def post_images(request: web.Request) -> web.Response:
     return web.json_response(report, status=201)
 
 
+async def _upload_item(upload: FilePart, path: Path, limit: int) -> ImportItem:
+    """One uploaded file as an import item; a refused name or size is that file's line, and
+    the other files of the request go on."""
+    try:
+        upload.check_name()
+        await upload.save(path)
+    except AppError as error:
+        if error.code not in ("invalid_filename", "file_too_large"):
+            raise
+        path.unlink(missing_ok=True)  # noqa: ASYNC240 - one unlink of a local temporary file
+        return ImportItem(filename=upload.filename, error=error)
+    return file_item(path, limit, upload.filename)
+
+
 @operation("Import a ZIP and/or a CSV manifest",
            form={"multipart/form-data": models.ImportForm}, headers=(PREFER,),
            responses={201: models.ImportReport, 202: Media(
@@ -155,25 +93,22 @@ async def post_imports(request: web.Request) -> web.Response:
     """A ZIP (``archive``) and/or a CSV manifest (``manifest``)."""
     app = request.app
     settings = app[keys.settings]
+    parts = {"archive": settings.max_request_mb * 1024 * 1024,
+             "manifest": settings.max_upload_bytes}
     with tempfile.TemporaryDirectory(prefix="ecogram-import-") as tmp:
         archive: Path | None = None
         manifest: bytes | None = None
-        async for part in _parts(request):
-            if part.name == "archive" and archive is None:
-                path = Path(tmp) / "archive.zip"
-                request_limit = settings.max_request_mb * 1024 * 1024
-                if await _stream_to_file(request, part, path, request_limit) is None:
-                    raise too_large(request_limit + 1, request_limit, "archive_too_large",
-                                    "archive")
-                archive = path
-            elif part.name == "manifest" and manifest is None:
-                manifest = await _read_small(request, part, settings.max_upload_bytes,
-                                             "manifest")
+        async for name, value in read_multipart(request, parts):
+            if not isinstance(value, FilePart):
+                continue
+            value.check_name()
+            if name == "archive":
+                archive = Path(tmp) / "archive.zip"
+                await value.save(archive)
             else:
-                await skip_part(request, part)
+                manifest = await value.read()
         if archive is None and manifest is None:
-            raise AppError(422, "no_files", "Send a ZIP in a part named 'archive' and/or a CSV "
-                           "in a part named 'manifest'.")
+            raise no_files("archive", "manifest")
         prefer_async = _prefers_async(request)
         report, queued = await import_jobs.submit(
             app[keys.db_pool], settings, app[keys.vips_executor], request[keys.user], archive,

@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ecogram import inputs
+from ecogram import inputs, models
 from ecogram.auth import csrf, tokens
 from ecogram.auth.guard import SESSION_COOKIE
+from ecogram.contract import parse_query
 from ecogram.errors import AppError
-from ecogram.views.api_images import codes_param, text_param
 from tests.auth.conftest import session_cookie
 from tests.auth.test_pages import csrf_token, sign_in
 from tests.catalog.photos import make_photo
@@ -221,14 +221,14 @@ def test_checked_text_never_holds_what_postgresql_or_a_filter_cannot_take(value)
 
 
 @given(st.dictionaries(st.sampled_from(["code", "q", "status", "importer"]), st.text()))
-def test_query_helpers_give_422_or_clean_text(query):
+def test_query_models_give_422_or_clean_text(query):
     try:
-        values = [text_param(query, name) for name in ("q", "status", "importer")]
-        values += list(codes_param(query) or ())
+        parsed = parse_query(query, models.ImageQuery)
     except AppError as error:
         assert error.status == 422
         return
-    assert all("\x00" not in value for value in values if value)
+    values = [parsed.q, parsed.status or "", parsed.importer, *parsed.code]
+    assert not any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for value in values for ch in value)
 
 
 @given(st.one_of(st.text(), st.binary().map(lambda b: b.decode("utf-8", "surrogateescape"))))

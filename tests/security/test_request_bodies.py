@@ -185,6 +185,8 @@ async def test_stalled_bodies_are_408_on_every_kind_of_route(quick_client):
          part.replace(b"file", b"archive"), 1_000_000),
         (b"PUT /api/v1/images/1/file HTTP/1.1\r\nHost: t\r\n" + multipart + b"\r\n" + bearer,
          part, 1_000_000),
+        (b"POST /api/v1/channels/vtex/products HTTP/1.1\r\nHost: t\r\n" + multipart + b"\r\n"
+         + bearer, part, 1_000_000),
         (b"POST /admin/images/1/replace HTTP/1.1\r\nHost: t\r\n" + multipart + b"\r\n" + bearer,
          part, 1_000_000),
     )
