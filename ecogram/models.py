@@ -247,14 +247,20 @@ class ImportReport(Struct):
     reason: Annotated[str | None, Meta(description="Why an import job was interrupted.")] = None
 
 
-class UploadForm(Request):
-    """The import's fields (``catalog.sources.fields``): one line each, blanks trimmed."""
+class UploadFields(Request):
+    """The import's text fields (``catalog.sources.fields``): one line each, blanks trimmed;
+    an empty one is not given (a manifest's blank cell, a form's empty input)."""
 
-    file: Annotated[list[Upload], Meta(min_length=1, description="One part per photo.")]
-    code: Code | UnsetType = UNSET
+    code: Annotated[str, Meta(pattern=f"^\\s*({CODE_RE.pattern})?\\s*$", max_length=100,
+                              description="A product code: no blanks, '/', '\\', '?', '#', "
+                              "'%'.")] | UnsetType = UNSET
     product: Annotated[str, Meta(pattern=LINE, max_length=MAX_PRODUCT)] | UnsetType = UNSET
     position: Annotated[int, Meta(ge=1, le=MAX_POSITION)] | UnsetType = UNSET
     alt: Annotated[str, Meta(pattern=LINE, max_length=MAX_ALT)] | UnsetType = UNSET
+
+
+class UploadForm(UploadFields, kw_only=True):
+    file: Annotated[list[Upload], Meta(min_length=1, description="One part per photo.")]
 
 
 class ImportForm(Request):

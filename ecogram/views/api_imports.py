@@ -22,12 +22,9 @@ from aiohttp import web
 from ecogram import jobs, keys, models
 from ecogram.catalog import import_jobs, imports
 from ecogram.catalog.sources import ImportItem, file_item, parse_fields
-from ecogram.contract import Media, operation
+from ecogram.contract import Media, operation, parse_query
 from ecogram.errors import AppError
 from ecogram.inputs import FilePart, no_files, read_multipart
-
-FIELD_NAMES = ("code", "product", "position", "alt")
-
 
 PREFER = {"name": "Prefer", "in": "header", "required": False, "schema": {"type": "string"},
           "description": "respond-async: run the import as a job (202)."}
@@ -50,8 +47,9 @@ async def post_images(request: web.Request) -> web.Response:
                                                 max_files=settings.zip_max_members):
             if isinstance(value, FilePart):
                 items.append(await _upload_item(value, Path(tmp) / f"{len(items):06d}", limit))
-            elif name in FIELD_NAMES:
+            else:
                 raw[name] = value
+        parse_query(raw, models.UploadFields)  # the document's rules: 422 naming the field
         fields = parse_fields(raw)
         if not items:
             raise no_files("file")
