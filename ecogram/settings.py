@@ -84,6 +84,13 @@ def _int_list(raw: str) -> tuple[int, ...]:
     return values
 
 
+def _quality_widths(raw: str) -> tuple[int, ...]:
+    values = _int_list(raw)
+    if not values:
+        raise ValueError("must name at least one width")
+    return values
+
+
 def _networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     networks = []
     for part in raw.split(","):
@@ -413,6 +420,10 @@ class Settings:
         "ECOGRAM_QUALITY_BOUNDS", "webp:50-90,avif:35-80,jpeg:55-90", "Lowest and highest q "
         "the calibration may choose, per format (`format:floor-ceiling`, comma-separated); "
         "only these formats are calibrated.", _quality_bounds)
+    quality_widths: tuple[int, ...] = setting(
+        "ECOGRAM_QUALITY_WIDTHS", "400,800", "Widths (CSS px at 1×) whose delivered render the "
+        "calibration scores against the original at that size; each format gets the highest q "
+        "any of them needs (docs/delivery.md).", _quality_widths)
 
     analytics_flush: float = setting(
         "ECOGRAM_ANALYTICS_FLUSH", "10", "Seconds between a worker's writes of its delivery "
