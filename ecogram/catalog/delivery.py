@@ -277,7 +277,7 @@ def _render_timed(
     return rendered, time.perf_counter() - started, source
 
 
-def _calibrate_timed(
+def calibrate_timed(
     master: pipeline.Source, *, original: bytes, resolved: Resolved, formats: tuple[str, ...],
     target: float, bounds: Mapping[str, tuple[int, int]], widths: tuple[int, ...],
 ) -> tuple[list[quality.Calibration], float, pipeline.Source]:
@@ -1059,7 +1059,7 @@ class Delivery:
             original = await self._source(resolved, "original")
             assert isinstance(original, bytes)  # originals are kept as their bytes
             job = functools.partial(
-                _calibrate_timed, original=original, resolved=resolved, formats=missing,
+                calibrate_timed, original=original, resolved=resolved, formats=missing,
                 target=self.settings.quality_target, bounds=self.settings.quality_bounds,
                 widths=self.settings.quality_widths,
             )
@@ -1068,16 +1068,7 @@ class Delivery:
             if used is not source:  # decoded here: the eager renders that follow reuse it
                 self.masters.put((resolved.id, resolved.version, "master"), used,
                                  pipeline.source_nbytes(used))
-            async with self.pool.acquire() as conn, conn.transaction():
-                for result in found:
-                    await db.queries.quality_store(
-                        conn, image_id=resolved.id, version=resolved.version,
-                        format=result.fmt, q=result.q, score=result.score,
-                        target=self.settings.quality_target, calibration=quality.VERSION,
-                    )
-                await db.queries.quality_forget_older(
-                    conn, image_id=resolved.id, version=resolved.version)
-                await db.queries.quality_notify(conn, code=resolved.code)
+            await store_calibration(self.pool, resolved, found, self.settings.quality_target)
         except _Stale:
             return resolved  # replaced meanwhile: the new version is calibrated on approval
         except Exception as exc:
@@ -1095,6 +1086,22 @@ class Delivery:
             "width": {r.fmt: r.width for r in found}, "seconds": round(seconds, 2),
         }))
         return replace(resolved, quality={**resolved.quality, **{r.fmt: r.q for r in found}})
+
+
+async def store_calibration(
+    pool: asyncpg.Pool, resolved: Resolved, found: list[quality.Calibration], target: float
+) -> None:
+    """Store this version's results, forget older versions', and tell every worker (NOTIFY)
+    to resolve the code again, so the next render uses them."""
+    async with pool.acquire() as conn, conn.transaction():
+        for result in found:
+            await db.queries.quality_store(
+                conn, image_id=resolved.id, version=resolved.version, format=result.fmt,
+                q=result.q, score=result.score, target=target, calibration=quality.VERSION,
+            )
+        await db.queries.quality_forget_older(
+            conn, image_id=resolved.id, version=resolved.version)
+        await db.queries.quality_notify(conn, code=resolved.code)
 
 
 def with_quality(opts: RenderOptions, resolved: Resolved, fmt: str) -> RenderOptions:
