@@ -411,13 +411,14 @@ class Settings:
         "ECOGRAM_EAGER_FORMATS", "avif,webp", "Formats rendered in the background when a photo "
         "is approved.", _word_list)
     quality_target: float = setting(
-        "ECOGRAM_QUALITY_TARGET", "75", "SSIMULACRA2 score (0–100) each photo's calibrated "
-        "quality must reach against its source, found per photo and format at approval and "
-        "used when a URL has no `q` (docs/delivery.md); 75 is about visually lossless at 1× on "
-        "a phone (bench/README.md). 0 turns calibration off: the fixed defaults apply.",
+        "ECOGRAM_QUALITY_TARGET", "70", "SSIMULACRA2 score (0–100) each photo's calibrated "
+        "quality must reach against its source at every ECOGRAM_QUALITY_WIDTHS, found per photo "
+        "and format at approval and used when a URL has no `q` (docs/delivery.md); 70 is "
+        "SSIMULACRA2's \"high quality\": artefacts hard to notice without the original beside "
+        "it (bench/README.md). 0 turns calibration off: the fixed defaults apply.",
         _quality_target)
     quality_bounds: dict[str, tuple[int, int]] = setting(
-        "ECOGRAM_QUALITY_BOUNDS", "webp:50-90,avif:35-80,jpeg:55-90", "Lowest and highest q "
+        "ECOGRAM_QUALITY_BOUNDS", "webp:30-90,avif:20-80,jpeg:55-90", "Lowest and highest q "
         "the calibration may choose, per format (`format:floor-ceiling`, comma-separated); "
         "only these formats are calibrated.", _quality_bounds)
     quality_widths: tuple[int, ...] = setting(
