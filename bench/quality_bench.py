@@ -1,7 +1,7 @@
 """Calibrated quality: the q each format needs to reach a SSIMULACRA2 target, per photo, as the
 service finds it at approval (ecogram.imaging.quality, VERSION 2).
 
-    PYTHONPATH=. .venv/bin/python bench/quality_bench.py [--target 75] [--widths 400,800]
+    PYTHONPATH=. .venv/bin/python bench/quality_bench.py [--target 70] [--widths 400,800]
         [--synthetic 5]
 
 Photos: /work/shared/bench-images (or $BENCH_IMAGES) plus two drawn here with pyvips (a flat
@@ -69,7 +69,7 @@ def service_views(data: bytes, widths: tuple[int, ...]) -> list[quality.View]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--target", type=float, default=75.0)
+    parser.add_argument("--target", type=float, default=Settings.from_env({}).quality_target)
     parser.add_argument("--widths", default="400,800")
     parser.add_argument("--synthetic", type=int, default=0)
     args = parser.parse_args()

@@ -418,7 +418,7 @@ class Settings:
         "it (bench/README.md). 0 turns calibration off: the fixed defaults apply.",
         _quality_target)
     quality_bounds: dict[str, tuple[int, int]] = setting(
-        "ECOGRAM_QUALITY_BOUNDS", "webp:30-90,avif:20-80,jpeg:55-90", "Lowest and highest q "
+        "ECOGRAM_QUALITY_BOUNDS", "webp:30-90,avif:20-90,jpeg:55-90", "Lowest and highest q "
         "the calibration may choose, per format (`format:floor-ceiling`, comma-separated); "
         "only these formats are calibrated.", _quality_bounds)
     quality_widths: tuple[int, ...] = setting(

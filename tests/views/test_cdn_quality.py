@@ -170,7 +170,7 @@ async def test_a_q_stored_after_a_render_is_served_under_its_own_key(client, log
 async def test_quality_settings_are_checked():
     assert Settings.from_env({}).quality_target == 70
     assert Settings.from_env({}).quality_bounds == {
-        "webp": (30, 90), "avif": (20, 80), "jpeg": (55, 90)}
+        "webp": (30, 90), "avif": (20, 90), "jpeg": (55, 90)}
     assert Settings.from_env({"ECOGRAM_QUALITY_BOUNDS": "jpeg:60-85"}).quality_bounds == {
         "jpeg": (60, 85)}
     for name, raw in (("ECOGRAM_QUALITY_BOUNDS", "webp:90-50"),
