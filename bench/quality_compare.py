@@ -10,7 +10,7 @@ highlights), written as JPEG q92 into a temporary folder. Nothing is downloaded.
 For each photo, 400 and 800 wide, WebP and AVIF:
 - **ecogram**: a fresh database, ``ecogram serve`` with its default settings (bench's test
   secret, ``ECOGRAM_ALLOWED_SIZES='*'``), the photo imported and approved through the API (the
-  calibration runs at approval, ``ECOGRAM_QUALITY_TARGET`` default 75), then
+  calibration runs at approval with the default ``ECOGRAM_QUALITY_*`` settings), then
   ``/img/{code}?w=W&fmt=F`` without ``q``;
 - **thumbor 7.8** (its venv from delivery_bench.py), file loader,
   ``/unsafe/Wx0/filters:format(F):quality(80)/name.jpg`` (thumbor's default quality is 80);

@@ -151,6 +151,20 @@ def build_parser() -> argparse.ArgumentParser:
         "(resumable: stop it any time, run it again)"
     ).set_defaults(handler=cmd_channels_backfill)
 
+    calibrate = commands.add_parser(
+        "calibrate", help="find the calibrated quality of approved photos that lack a current one",
+        description="Calibrated quality (docs/delivery.md) for every approved photo that has "
+                    "none for its current version, or one found by an older calibration or "
+                    "for another ECOGRAM_QUALITY_TARGET: the same search as at approval, one "
+                    "photo at a time. Safe to stop and run again: it resumes with what is "
+                    "still missing.")
+    calibrate.add_argument("--all", dest="everything", action="store_true",
+                           help="calibrate every approved photo again, current or not (an "
+                                "interrupted run starts over)")
+    calibrate.add_argument("--stale", dest="everything", action="store_false",
+                           help="only photos without a current result (the default)")
+    calibrate.set_defaults(handler=cmd_calibrate)
+
     parser.set_defaults(commands=commands.choices)
     return parser
 
@@ -669,4 +683,38 @@ def cmd_channels_backfill(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     print(f"measured {counts['measured']} photos"
           + (f"; {counts['failed']} could not be read (see the log)" if counts["failed"] else ""))
+    return 0 if not counts["failed"] else 1
+
+
+def cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:
+    """Calibrated quality for the approved photos lacking a current one (or all of them)."""
+    from types import SimpleNamespace
+
+    from ecogram.catalog import calibration
+
+    settings = resolve_database(settings)
+    if settings.quality_target <= 0 or not settings.quality_bounds:
+        raise UsageError("calibration is off (ECOGRAM_QUALITY_TARGET=0 or "
+                         "ECOGRAM_QUALITY_BOUNDS empty): nothing to calibrate")
+    bar: list[ProgressBar] = []
+
+    def progress(outcome: str, image_id: int, total: int) -> None:
+        if not bar:
+            bar.append(ProgressBar(total))
+            bar[0].counts = {"calibrated": 0, "skipped": 0, "failed": 0}
+        bar[0].update(SimpleNamespace(outcome=outcome))
+
+    async def work(pool, executor) -> dict:
+        return await calibration.backfill(pool, executor, settings,
+                                          everything=args.everything, on_progress=progress)
+
+    counts = asyncio.run(_with_pool(settings, work))
+    if not any(counts.values()):
+        print("nothing to calibrate: every approved photo has a current calibrated quality")
+        return 0
+    print(f"calibrate: {counts['calibrated']} photos calibrated"
+          + (f", {counts['skipped']} changed or unapproved meanwhile" if counts["skipped"]
+             else "")
+          + (f", {counts['failed']} failed (see the log; run again to retry)"
+             if counts["failed"] else ""))
     return 0 if not counts["failed"] else 1

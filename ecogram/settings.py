@@ -84,6 +84,13 @@ def _int_list(raw: str) -> tuple[int, ...]:
     return values
 
 
+def _quality_widths(raw: str) -> tuple[int, ...]:
+    values = _int_list(raw)
+    if not values:
+        raise ValueError("must name at least one width")
+    return values
+
+
 def _networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     networks = []
     for part in raw.split(","):
@@ -404,15 +411,20 @@ class Settings:
         "ECOGRAM_EAGER_FORMATS", "avif,webp", "Formats rendered in the background when a photo "
         "is approved.", _word_list)
     quality_target: float = setting(
-        "ECOGRAM_QUALITY_TARGET", "75", "SSIMULACRA2 score (0–100) each photo's calibrated "
-        "quality must reach against its source, found per photo and format at approval and "
-        "used when a URL has no `q` (docs/delivery.md); 75 is about visually lossless at 1× on "
-        "a phone (bench/README.md). 0 turns calibration off: the fixed defaults apply.",
+        "ECOGRAM_QUALITY_TARGET", "70", "SSIMULACRA2 score (0–100) each photo's calibrated "
+        "quality must reach against its source at every ECOGRAM_QUALITY_WIDTHS, found per photo "
+        "and format at approval and used when a URL has no `q` (docs/delivery.md); 70 is "
+        "SSIMULACRA2's \"high quality\": artefacts hard to notice without the original beside "
+        "it (bench/README.md). 0 turns calibration off: the fixed defaults apply.",
         _quality_target)
     quality_bounds: dict[str, tuple[int, int]] = setting(
-        "ECOGRAM_QUALITY_BOUNDS", "webp:50-90,avif:35-80,jpeg:55-90", "Lowest and highest q "
+        "ECOGRAM_QUALITY_BOUNDS", "webp:30-90,avif:20-90,jpeg:55-90", "Lowest and highest q "
         "the calibration may choose, per format (`format:floor-ceiling`, comma-separated); "
         "only these formats are calibrated.", _quality_bounds)
+    quality_widths: tuple[int, ...] = setting(
+        "ECOGRAM_QUALITY_WIDTHS", "400,800", "Widths (CSS px at 1×) whose delivered render the "
+        "calibration scores against the original at that size; each format gets the highest q "
+        "any of them needs (docs/delivery.md).", _quality_widths)
 
     analytics_flush: float = setting(
         "ECOGRAM_ANALYTICS_FLUSH", "10", "Seconds between a worker's writes of its delivery "

@@ -277,17 +277,29 @@ def _render_timed(
     return rendered, time.perf_counter() - started, source
 
 
-def _calibrate_timed(
-    source: pipeline.Source, *, formats: tuple[str, ...], target: float,
-    bounds: Mapping[str, tuple[int, int]],
+def calibrate_timed(
+    master: pipeline.Source, *, original: bytes, resolved: Resolved, formats: tuple[str, ...],
+    target: float, bounds: Mapping[str, tuple[int, int]], widths: tuple[int, ...],
 ) -> tuple[list[quality.Calibration], float, pipeline.Source]:
-    """``quality.calibrate_all`` on the master (its bytes, or its decoded level), timed."""
+    """``quality.calibrate_all`` on this version's delivered renders at ``widths`` (each from
+    the source /img would use, planned on the original's size) against the original, timed;
+    with the master decoded, for the renders that follow."""
     started = time.perf_counter()
-    image: bytes | Any = source
-    if isinstance(source, pipeline.DecodedMaster):
-        image = source.level_for(min(quality.WIDTH, source.width), 1)
-    found = quality.calibrate_all(image, formats, target=target, bounds=bounds)
-    return found, time.perf_counter() - started, source
+    if isinstance(master, bytes):
+        master = pipeline.decode_master(master)
+    sources = {"master": master, "original": original}
+
+    def render(opts: RenderOptions, fmt: str) -> bytes:
+        kind, width, height = Delivery.source_for(resolved, opts)
+        return pipeline.render(
+            sources[kind], opts, fmt, source_width=width, source_height=height,
+            plan_size=(resolved.width, resolved.height),
+        ).data
+
+    sizes = quality.views(original, render, size=(resolved.width, resolved.height),
+                          widths=widths)
+    found = quality.calibrate_all(sizes, formats, target=target, bounds=bounds)
+    return found, time.perf_counter() - started, master
 
 
 def _rendition_timed(
@@ -1037,7 +1049,8 @@ class Delivery:
 
     async def _calibrate(self, resolved: Resolved) -> Resolved:
         """Find and store the calibrated q of each format this version lacks (docs/delivery.md,
-        "Calibrated quality"): one search per format in the libvips pool, on the master; then
+        "Calibrated quality"): one search per format in the libvips pool, on the renders at
+        ECOGRAM_QUALITY_WIDTHS against the original; then
         every worker forgets its resolution of the code (NOTIFY), so the next render uses it.
         A failure is logged and leaves the fixed defaults in place."""
         missing = tuple(f for f in self._calibrated if f not in resolved.quality)
@@ -1045,22 +1058,19 @@ class Delivery:
             return resolved
         try:
             source = await self._source(resolved, "master")
+            original = await self._source(resolved, "original")
+            assert isinstance(original, bytes)  # originals are kept as their bytes
             job = functools.partial(
-                _calibrate_timed, formats=missing, target=self.settings.quality_target,
-                bounds=self.settings.quality_bounds,
+                calibrate_timed, original=original, resolved=resolved, formats=missing,
+                target=self.settings.quality_target, bounds=self.settings.quality_bounds,
+                widths=self.settings.quality_widths,
             )
             loop = asyncio.get_running_loop()
-            found, seconds, _ = await loop.run_in_executor(self.executor, job, source)
-            async with self.pool.acquire() as conn, conn.transaction():
-                for result in found:
-                    await db.queries.quality_store(
-                        conn, image_id=resolved.id, version=resolved.version,
-                        format=result.fmt, q=result.q, score=result.score,
-                        target=self.settings.quality_target, calibration=quality.VERSION,
-                    )
-                await db.queries.quality_forget_older(
-                    conn, image_id=resolved.id, version=resolved.version)
-                await db.queries.quality_notify(conn, code=resolved.code)
+            found, seconds, used = await loop.run_in_executor(self.executor, job, source)
+            if used is not source:  # decoded here: the eager renders that follow reuse it
+                self.masters.put((resolved.id, resolved.version, "master"), used,
+                                 pipeline.source_nbytes(used))
+            await store_calibration(self.pool, resolved, found, self.settings.quality_target)
         except _Stale:
             return resolved  # replaced meanwhile: the new version is calibrated on approval
         except Exception as exc:
@@ -1075,9 +1085,25 @@ class Delivery:
         log.info(json.dumps({
             "event": "quality_calibrated", "image_id": resolved.id, "version": resolved.version,
             "q": {r.fmt: r.q for r in found}, "score": {r.fmt: r.score for r in found},
-            "seconds": round(seconds, 2),
+            "width": {r.fmt: r.width for r in found}, "seconds": round(seconds, 2),
         }))
         return replace(resolved, quality={**resolved.quality, **{r.fmt: r.q for r in found}})
+
+
+async def store_calibration(
+    pool: asyncpg.Pool, resolved: Resolved, found: list[quality.Calibration], target: float
+) -> None:
+    """Store this version's results, forget older versions', and tell every worker (NOTIFY)
+    to resolve the code again, so the next render uses them."""
+    async with pool.acquire() as conn, conn.transaction():
+        for result in found:
+            await db.queries.quality_store(
+                conn, image_id=resolved.id, version=resolved.version, format=result.fmt,
+                q=result.q, score=result.score, target=target, calibration=quality.VERSION,
+            )
+        await db.queries.quality_forget_older(
+            conn, image_id=resolved.id, version=resolved.version)
+        await db.queries.quality_notify(conn, code=resolved.code)
 
 
 def with_quality(opts: RenderOptions, resolved: Resolved, fmt: str) -> RenderOptions:

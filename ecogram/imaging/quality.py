@@ -1,55 +1,73 @@
-"""Calibrated quality: the lowest encoder quality whose output still looks like the source.
+"""Calibrated quality: the lowest encoder quality whose delivered output still looks like the
+source.
 
 The metric is SSIMULACRA2 (the ``ssimulacra2`` package, numpy/scipy): a 0–100 score built on
 the XYB colour space and multi-scale SSIM plus edge artefacts (ringing, blurring), tuned on
 human ratings of exactly this kind of distortion — lossy web encodes — and comparable across
 JPEG, WebP and AVIF. Butteraugli was the alternative; it has no maintained Python package and
 reports a max-norm distance that one bad block dominates, whereas a per-image score is what
-a single per-photo quality needs. Roughly: 90 is visually lossless even when flipping
-between the two, 80 is "very high quality" (no difference at 1:1 viewing distance), 70 "high".
+a single per-photo quality needs. Its published scale: 90 is visually lossless even when
+flipping between the two, 80 "very high quality" (no difference at 1:1 viewing distance), 70
+"high quality" (hard to notice artefacts without comparison), 50 "medium".
 
-``calibrate`` searches q by bisection between a floor and a ceiling (about six encodes and
-comparisons), at a representative size, both images sRGB and the same size. Nothing here knows
-of the database: delivery calls it at approval and stores the result (docs/delivery.md).
+What is scored is what a shopper gets: at each width the storefront asks for (``WIDTHS``,
+ECOGRAM_QUALITY_WIDTHS), the service's own render — from the 2048-px JPEG master, resized,
+encoded at q — against the **original** resized to the same size and not encoded, so the
+pipeline's own loss (the master, the resize from it) counts against the target as well as the
+encoder's. ``calibrate`` keeps the highest q any width needs: a bisection between a floor and
+a ceiling at the first width, then one encode at each further width when the q found already
+passes there (the usual case), else a bisection above it. Nothing here knows of the database:
+delivery calls it at approval and stores the result (docs/delivery.md).
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pyvips
 from ssimulacra2 import compute_ssimulacra2
 
 from ecogram.imaging import pipeline
+from ecogram.imaging.options import RenderOptions
 
-# The version of this calibration (metric, size, search): stored with every result, so a change
-# here can tell old results from new ones.
-VERSION = 1
-# The representative size scores are taken at, on the long side (a phone's 1× to 2× image
-# slot; measured in bench/README.md "Calibrated quality": on real photos the q chosen at 512 is
-# the one chosen at 800 or up to 4 steps higher, for about half the time).
-WIDTH = 512
+# The version of this calibration (metric, sizes, reference, search): stored with every result,
+# so a change here can tell old results from new ones (`ecogram calibrate --stale`).
+# 1: the master re-encoded at 512 px against itself. 2: the delivered renders at WIDTHS
+# against the original at their size.
+VERSION = 2
+# The widths scored by default: the storefront's (ECOGRAM_EAGER_WIDTHS' default; bench/README.md
+# "Calibrated quality" for why these and not one representative size).
+WIDTHS = (400, 800)
 FORMATS = ("webp", "avif", "jpeg")
+
+# How the service renders these options in a format: the encoded file.
+Render = Callable[[RenderOptions, str], bytes]
 
 
 @dataclass(frozen=True, slots=True)
 class Calibration:
     fmt: str
     q: int
-    score: float  # SSIMULACRA2 of the output at q against the source
+    score: float  # the lowest SSIMULACRA2, among the widths scored at q, against the source
     encodes: int  # how many encodes and comparisons the search took
+    width: int = 0  # the width whose score decided q (0: a single plain reference)
 
 
-def prepare(data: bytes | pyvips.Image, width: int = WIDTH) -> pyvips.Image:
-    """The reference: the source fitted in ``width`` x ``width`` (never enlarged), sRGB, 3
-    bands, alpha flattened on white (what a product page shows), in memory for repeated
-    encodes."""
-    if isinstance(data, pyvips.Image):
-        image = data.thumbnail_image(width, size="down")
-    else:
-        image = pyvips.Image.thumbnail_buffer(data, width, size="down")
+@dataclass(frozen=True, slots=True)
+class View:
+    """One size the calibration checks: the source at that size (``reference``), and how the
+    service makes that size in a format at a q (``encode``: an encoded file of the same size)."""
+
+    reference: pyvips.Image
+    encode: Callable[[str, int], bytes]
+    width: int = 0
+
+
+def _normalise(image: pyvips.Image) -> pyvips.Image:
+    """sRGB, 3 bands of uchar, alpha flattened on white (what a product page shows), in
+    memory for repeated comparisons."""
     if image.interpretation not in ("srgb", "b-w") or image.format != "uchar":
         image = image.colourspace("srgb")
     if image.hasalpha():
@@ -61,8 +79,45 @@ def prepare(data: bytes | pyvips.Image, width: int = WIDTH) -> pyvips.Image:
     return image.copy_memory()
 
 
-def _png(image: pyvips.Image) -> io.BytesIO:
-    return io.BytesIO(image.pngsave_buffer(compression=0, keep="none"))
+def prepare(data: bytes | pyvips.Image, width: int) -> pyvips.Image:
+    """The source fitted in ``width`` x ``width`` (never enlarged), normalised."""
+    if isinstance(data, pyvips.Image):
+        return _normalise(data.thumbnail_image(width, size="down"))
+    return _normalise(pyvips.Image.thumbnail_buffer(data, width, size="down"))
+
+
+def reference(original: bytes, size: tuple[int, int]) -> pyvips.Image:
+    """The original, upright and in sRGB, resized to exactly ``size`` and not encoded: what a
+    render of that size would show with no loss at all."""
+    header = pyvips.Image.new_from_buffer(original, "")
+    colour = {"export_profile": "srgb"} if header.get_typeof("icc-profile-data") else {}
+    w, h = size
+    return _normalise(pyvips.Image.thumbnail_buffer(
+        original, w, height=h, size="force", no_rotate=False, **colour))
+
+
+def plain(image: pyvips.Image) -> View:
+    """``image`` (normalised) as its own reference, encoded directly: the encoder's loss only."""
+    return View(image, lambda fmt, q: pipeline.encode_for_quality(image, fmt, q), image.width)
+
+
+def views(
+    original: bytes, render: Render, *, size: tuple[int, int], widths: Iterable[int] = WIDTHS
+) -> list[View]:
+    """One ``View`` per distinct output size of ``widths`` (narrowest first): the original at
+    that size against ``render`` of ``RenderOptions(width=w, quality=q)``. ``size``: the
+    original's upright size, that renders are planned on."""
+    found: dict[tuple[int, int], View] = {}
+    for width in sorted(set(widths)):
+        out = pipeline.plan(RenderOptions(width=width), *size).out
+        if out in found:  # a source narrower than both widths: one size
+            continue
+        found[out] = View(
+            reference(original, out),
+            lambda fmt, q, w=width: render(RenderOptions(width=w, quality=q), fmt),
+            width,
+        )
+    return list(found.values())
 
 
 def score(reference: pyvips.Image, candidate: bytes | pyvips.Image) -> float:
@@ -77,44 +132,65 @@ def score(reference: pyvips.Image, candidate: bytes | pyvips.Image) -> float:
     return float(compute_ssimulacra2(_png(reference), _png(candidate)))
 
 
+def _png(image: pyvips.Image) -> io.BytesIO:
+    return io.BytesIO(image.pngsave_buffer(compression=0, keep="none"))
+
+
 def calibrate(
-    reference: pyvips.Image, fmt: str, *, target: float, floor: int, ceiling: int
+    sizes: Sequence[View], fmt: str, *, target: float, floor: int, ceiling: int
 ) -> Calibration:
-    """The lowest q in [floor, ceiling] whose ``fmt`` encode of ``reference`` scores at least
-    ``target``; the ceiling when none does. Bisection: assumes the score grows with q, which
-    holds for these encoders up to small wiggles (at most a step of q either way)."""
+    """The lowest q in [floor, ceiling] whose ``fmt`` output scores at least ``target`` at
+    every view; the ceiling when none does. Assumes the score grows with q, which holds for
+    these encoders up to small wiggles (at most a step of q either way)."""
     if not 1 <= floor <= ceiling <= 100:
         raise ValueError("need 1 <= floor <= ceiling <= 100")
-    scores: dict[int, float] = {}
+    if not sizes:
+        raise ValueError("need at least one view")
+    encodes = 0
+    lo = floor
+    decided = sizes[0]
+    at: dict[int, float] = {}  # each view's score at the q it last tried
 
-    def passes(q: int) -> bool:
-        scores[q] = score(reference, pipeline.encode_for_quality(reference, fmt, q))
-        return scores[q] >= target
+    for index, view in enumerate(sizes):
+        scores: dict[int, float] = {}
 
-    lo, hi = floor, ceiling
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if passes(mid):
-            hi = mid
-        else:
-            lo = mid + 1
-    if lo not in scores:  # the ceiling, never tried: every lower q failed
-        passes(lo)
-    return Calibration(fmt, lo, round(scores[lo], 2), len(scores))
+        def passes(q: int, view: View = view, scores: dict[int, float] = scores) -> bool:
+            nonlocal encodes
+            encodes += 1
+            scores[q] = score(view.reference, view.encode(fmt, q))
+            return scores[q] >= target
+
+        if index and passes(lo):  # this size needs no more than the q found so far
+            at[index] = scores[lo]
+            continue
+        start, hi = (lo + 1 if index else lo), ceiling
+        if start > hi:  # already at the ceiling and failing: keep its score
+            at[index] = scores[lo]
+            decided = view
+            continue
+        while start < hi:
+            mid = (start + hi) // 2
+            if passes(mid):
+                hi = mid
+            else:
+                start = mid + 1
+        if start not in scores:  # the ceiling, never tried: every lower q failed
+            passes(start)
+        # the earlier sizes' scores were taken at a lower q: this one's is the one known at q
+        lo, decided, at = start, view, {index: scores[start]}
+    return Calibration(fmt, lo, round(min(at.values()), 2), encodes, decided.width)
 
 
 def calibrate_all(
-    data: bytes | pyvips.Image,
+    sizes: Sequence[View],
     formats: Iterable[str],
     *,
     target: float,
     bounds: Mapping[str, tuple[int, int]],
-    width: int = WIDTH,
 ) -> list[Calibration]:
-    """``calibrate`` for each format that has bounds, on one reference made from ``data``."""
-    reference = prepare(data, width)
+    """``calibrate`` for each format that has bounds, on the same views."""
     return [
-        calibrate(reference, fmt, target=target, floor=bounds[fmt][0], ceiling=bounds[fmt][1])
+        calibrate(sizes, fmt, target=target, floor=bounds[fmt][0], ceiling=bounds[fmt][1])
         for fmt in formats
         if fmt in bounds
     ]

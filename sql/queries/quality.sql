@@ -17,3 +17,19 @@ DELETE FROM image_quality WHERE image_id = :image_id AND version < :version;
 -- Other workers' cached resolutions of this code lack the new q: the images channel tells them
 -- (as the trigger on images does for a change).
 SELECT pg_notify('ecogram_images', :code);
+
+-- name: quality-stale
+-- `ecogram calibrate`: approved live photos after :after, in id order, whose current version
+-- lacks a current result in one of :formats (none yet, an older calibration VERSION or
+-- another target); with :everything, every approved live photo.
+SELECT i.id
+  FROM images i
+ WHERE i.deleted_at IS NULL AND i.status = 'approved' AND i.id > :after
+   AND (:everything OR EXISTS (
+        SELECT 1 FROM unnest(:formats::text[]) AS f (format)
+         WHERE NOT EXISTS (
+               SELECT 1 FROM image_quality q
+                WHERE q.image_id = i.id AND q.version = i.version AND q.format = f.format
+                  AND q.calibration = :calibration AND q.target = :target)))
+ ORDER BY i.id
+ LIMIT :limit;

@@ -1,4 +1,5 @@
-"""Calibrated quality (ecogram.imaging.quality): real pixels, real encoders, real SSIMULACRA2."""
+"""Calibrated quality (ecogram.imaging.quality): real pixels, real encoders, real SSIMULACRA2,
+the service's real render pipeline."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import pytest
 import pyvips
 
 from ecogram.imaging import pipeline, quality
+from ecogram.imaging.options import RenderOptions
 
 SIDE = 256  # small: each comparison costs ~30 ms here, a search about six of them
 
@@ -28,8 +30,13 @@ def noisy_photo() -> pyvips.Image:
     return (base + noise).cast("uchar").copy(interpretation="srgb")
 
 
+def alone(image: pyvips.Image) -> list[quality.View]:
+    """The image as its own reference, encoded directly."""
+    return [quality.plain(quality.prepare(image, SIDE))]
+
+
 def test_identical_scores_100_and_a_harsh_encode_scores_lower():
-    reference = quality.prepare(noisy_photo())
+    reference = quality.prepare(noisy_photo(), SIDE)
     assert quality.score(reference, reference) == pytest.approx(100.0)
     harsh = quality.score(reference, pipeline.encode_for_quality(reference, "jpeg", 10))
     fine = quality.score(reference, pipeline.encode_for_quality(reference, "jpeg", 95))
@@ -38,10 +45,10 @@ def test_identical_scores_100_and_a_harsh_encode_scores_lower():
 
 @pytest.mark.parametrize("fmt", ["webp", "avif", "jpeg"])
 def test_a_flat_product_shot_gets_a_lower_q_than_a_noisy_photo(fmt):
-    flat = quality.calibrate(quality.prepare(flat_product()), fmt, target=70, floor=10,
+    flat = quality.calibrate(alone(flat_product()), fmt, target=70, floor=10,
                              ceiling=95)
-    reference = quality.prepare(noisy_photo())
-    noisy = quality.calibrate(reference, fmt, target=70, floor=10, ceiling=95)
+    reference = quality.prepare(noisy_photo(), SIDE)
+    noisy = quality.calibrate([quality.plain(reference)], fmt, target=70, floor=10, ceiling=95)
     assert flat.q < noisy.q
     assert flat.score >= 70 and noisy.score >= 70
     # the chosen q is the lowest that reaches the target: one step lower does not
@@ -50,24 +57,110 @@ def test_a_flat_product_shot_gets_a_lower_q_than_a_noisy_photo(fmt):
 
 
 def test_calibrate_respects_the_floor_and_the_ceiling():
-    flat = quality.calibrate(quality.prepare(flat_product()), "webp", target=75, floor=60,
+    flat = quality.calibrate(alone(flat_product()), "webp", target=75, floor=60,
                              ceiling=90)
     assert flat.q == 60  # the flat shot would go lower: the floor holds it
-    noisy = quality.calibrate(quality.prepare(noisy_photo()), "webp", target=99, floor=40,
+    noisy = quality.calibrate(alone(noisy_photo()), "webp", target=99, floor=40,
                               ceiling=70)
     assert noisy.q == 70 and noisy.score < 99  # unreachable target: the ceiling, its real score
 
 
-def test_calibrate_all_takes_encoded_bytes_with_alpha_and_only_bounded_formats():
-    rgba = flat_product().bandjoin(255).copy(interpretation="srgb")
-    data = rgba.pngsave_buffer()
-    found = quality.calibrate_all(data, ["webp", "png", "avif"], target=75,
-                                  bounds={"webp": (50, 90), "avif": (35, 80)})
-    assert [c.fmt for c in found] == ["webp", "avif"]
-    assert all(c.encodes >= 1 and 35 <= c.q <= 90 for c in found)
-
-
 def test_bad_bounds_are_refused():
     with pytest.raises(ValueError):
-        quality.calibrate(quality.prepare(flat_product()), "webp", target=75, floor=80,
+        quality.calibrate(alone(flat_product()), "webp", target=75, floor=80,
                           ceiling=70)
+
+
+# --- the delivered renders against the original -------------------------------------------
+
+
+def woven(w: int = 1000, h: int = 700) -> bytes:
+    """A thread-level weave under folds (JPEG q95): fine regular detail that a resize from a
+    re-encoded master and a small encode both lose."""
+    xy = pyvips.Image.xyz(w, h)
+    x, y = xy[0], xy[1]
+    weave = ((x * 1.9).sin() * (y * 1.7).sin() * 60 + 128)
+    folds = (x / 90.0).sin() * 30
+    image = (weave + folds).bandjoin([weave * 0.8 + 20, weave * 0.5 + folds + 60])
+    return image.cast("uchar").copy(interpretation="srgb").jpegsave_buffer(Q=95)
+
+
+def renders_from(master: bytes, size: tuple[int, int]) -> quality.Render:
+    """The service's render (pipeline.render) from this master, planned on the original's
+    size, as delivery does."""
+    decoded = pipeline.decode_master(master)
+
+    def render(opts: RenderOptions, fmt: str) -> bytes:
+        return pipeline.render(decoded, opts, fmt, source_width=decoded.width,
+                               source_height=decoded.height, plan_size=size).data
+
+    return render
+
+
+def test_views_are_the_delivered_sizes_against_the_original_at_that_size():
+    original = woven()
+    master = pipeline.make_master(original, 640)
+    sizes = quality.views(original, renders_from(master.data, (1000, 700)), size=(1000, 700),
+                          widths=(400, 200, 400))
+    assert [v.width for v in sizes] == [200, 400]  # distinct, narrowest first
+    assert [(v.reference.width, v.reference.height) for v in sizes] == [(200, 140), (400, 280)]
+    # the candidate is the pipeline's own render at that q: same size, same bytes
+    data = sizes[1].encode("webp", 61)
+    assert data == pipeline.render(
+        pipeline.decode_master(master.data), RenderOptions(width=400, quality=61), "webp",
+        source_width=640, source_height=448, plan_size=(1000, 700)).data
+    # the reference is the original resized, not the master: a perfect render would score 100
+    assert quality.score(sizes[1].reference, quality.reference(original, (400, 280))) == (
+        pytest.approx(100.0))
+    # a source narrower than every width is one size, its own
+    small = quality.views(original, renders_from(master.data, (1000, 700)), size=(1000, 700),
+                          widths=(1200, 1600))
+    assert [(v.reference.width, v.reference.height) for v in small] == [(1000, 700)]
+
+
+def test_the_pipelines_own_loss_counts():
+    # A master that already lost detail (320 px at JPEG q10 instead of 2048 at q92): the encoder
+    # alone reaches the target at the floor, the delivered render cannot reach it at any q.
+    original = woven()
+    lossy_master = pyvips.Image.thumbnail_buffer(original, 320).jpegsave_buffer(Q=10)
+    delivered = quality.views(original, renders_from(lossy_master, (1000, 700)),
+                              size=(1000, 700), widths=(300,))
+    encoder_only = [quality.plain(delivered[0].reference)]
+    plain = quality.calibrate(encoder_only, "webp", target=70, floor=30, ceiling=95)
+    real = quality.calibrate(delivered, "webp", target=70, floor=30, ceiling=95)
+    assert plain.q == 30 and plain.score >= 70
+    assert real.q == 95 and real.score < 70
+
+
+def test_several_widths_keep_the_highest_q_any_of_them_needs():
+    original = woven()
+    render = renders_from(pipeline.make_master(original, 1000).data, (1000, 700))
+    both = quality.views(original, render, size=(1000, 700), widths=(200, 500))
+    bounds = {"target": 75, "floor": 20, "ceiling": 95}
+    each = [quality.calibrate([view], "webp", **bounds) for view in both]
+    together = quality.calibrate(both, "webp", **bounds)
+    assert together.q == max(c.q for c in each)
+    assert together.width == max(each, key=lambda c: c.q).width
+    assert together.score >= 75
+    # the second size costs one encode when the first size's q already passes there, else a
+    # search above that q only
+    if each[1].q <= each[0].q:
+        assert together.encodes == each[0].encodes + 1
+    else:
+        assert together.encodes <= each[0].encodes + 1 + each[1].encodes
+
+
+def test_calibrate_all_calibrates_only_bounded_formats_on_the_same_views():
+    rgba = flat_product().bandjoin(255).copy(interpretation="srgb")
+    data = rgba.pngsave_buffer()
+    master = pipeline.make_master(data, SIDE)
+
+    def render(opts: RenderOptions, fmt: str) -> bytes:
+        return pipeline.render(master.data, opts, fmt, source_width=SIDE,
+                               source_height=SIDE).data
+
+    sizes = quality.views(data, render, size=(SIDE, SIDE), widths=(128,))
+    found = quality.calibrate_all(sizes, ["webp", "png", "avif"], target=75,
+                                  bounds={"webp": (50, 90), "avif": (35, 80)})
+    assert [c.fmt for c in found] == ["webp", "avif"]
+    assert all(c.encodes >= 1 and 35 <= c.q <= 90 and c.width == 128 for c in found)

@@ -10,6 +10,7 @@ import pytest
 import pyvips
 
 from ecogram import keys
+from ecogram.imaging import quality
 from ecogram.settings import Settings, SettingsError
 from tests.views.cdn_support import CHROMIUM_ACCEPT, decode, publish, review
 from tests.views.test_cdn import served_count
@@ -26,12 +27,12 @@ def flat_product() -> bytes:
     return image.copy(interpretation="srgb").jpegsave_buffer(Q=95)
 
 
-def noisy_photo(seed: int = 1) -> bytes:
+def noisy_photo(seed: int = 1, sigma: float = 28) -> bytes:
     """Gradients under heavy noise (lossless PNG, so the noise is all there)."""
     x = pyvips.Image.xyz(SIDE, SIDE)[0]
     base = (x / SIDE * 200 + 20).bandjoin([x / SIDE * 80 + 60, 255 - x / SIDE * 200])
-    noise = pyvips.Image.gaussnoise(SIDE, SIDE, sigma=28, seed=seed).bandjoin(
-        [pyvips.Image.gaussnoise(SIDE, SIDE, sigma=28, seed=seed + s) for s in (1, 2)]) - 128
+    noise = pyvips.Image.gaussnoise(SIDE, SIDE, sigma=sigma, seed=seed).bandjoin(
+        [pyvips.Image.gaussnoise(SIDE, SIDE, sigma=sigma, seed=seed + s) for s in (1, 2)]) - 128
     return (base + noise).cast("uchar").copy(interpretation="srgb").pngsave_buffer()
 
 
@@ -40,6 +41,7 @@ OVERRIDES = {
     "without_calibration": {"quality_target": 0.0},
     "stored_after_a_render": {"quality_target": 0.0},
     "eager_renders": {"eager_widths": (400,), "eager_formats": ("webp",)},
+    "delivered_bytes": {"quality_widths": (200, 400), "quality_bounds": {"webp": (30, 90)}},
 }
 
 
@@ -166,8 +168,9 @@ async def test_a_q_stored_after_a_render_is_served_under_its_own_key(client, log
 
 
 async def test_quality_settings_are_checked():
+    assert Settings.from_env({}).quality_target == 70
     assert Settings.from_env({}).quality_bounds == {
-        "webp": (50, 90), "avif": (35, 80), "jpeg": (55, 90)}
+        "webp": (30, 90), "avif": (20, 90), "jpeg": (55, 90)}
     assert Settings.from_env({"ECOGRAM_QUALITY_BOUNDS": "jpeg:60-85"}).quality_bounds == {
         "jpeg": (60, 85)}
     for name, raw in (("ECOGRAM_QUALITY_BOUNDS", "webp:90-50"),
@@ -208,3 +211,31 @@ async def test_save_data_lowers_the_calibrated_q_one_step(client, login_as, conn
     assert "Save-Data" in saving.headers["Vary"]
     pinned = await client.get("/img/SAVE-Q?w=200&fmt=webp&q=70", headers={"Save-Data": "on"})
     assert pinned.headers["X-Ecogram-Quality"] == "70"
+
+
+async def test_the_calibration_scores_the_delivered_bytes_against_the_original(
+    client, login_as, conn
+):
+    # ECOGRAM_QUALITY_WIDTHS=200,400: what /img serves at those widths without q reaches the
+    # target against the original at that size (not the master), and the stored score is the
+    # score of one of those answers.
+    original = noisy_photo(3, sigma=2)  # light grain: a q between the bounds
+    noisy = await publish(client, login_as, original, "DELIVERED", filename="grain.png")
+    await client.app[keys.delivery].eager_idle()
+    version, q, stored_score = (await stored(conn, noisy["id"]))["webp"]
+    assert version == noisy["version"] and 30 < q < 90
+    delivered = []
+    for width in (200, 400):
+        response = await client.get(f"/img/DELIVERED?w={width}&fmt=webp")
+        assert response.headers["X-Ecogram-Quality"] == str(q)
+        reference = quality.reference(original, (width, width))
+        delivered.append(round(quality.score(reference, await response.read()), 2))
+    assert min(delivered) >= 75
+    assert any(stored_score == pytest.approx(score, abs=0.01) for score in delivered)
+
+
+async def test_quality_widths_are_checked():
+    assert Settings.from_env({}).quality_widths == (400, 800)
+    for raw in ("", "0", "wide"):
+        with pytest.raises(SettingsError, match="ECOGRAM_QUALITY_WIDTHS"):
+            Settings.from_env({"ECOGRAM_QUALITY_WIDTHS": raw})
