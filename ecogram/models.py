@@ -26,12 +26,16 @@ TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
 # At least one character that is not a blank (the use cases strip what they are given).
 FILLED_LINE = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
 Code = Annotated[str, Meta(pattern=f"^{CODE_RE.pattern}$", min_length=1, max_length=100,
-                           description="A product code: no blanks, '/', '\\', '?', '#', '%'.")]
+                           description="A product code: no blanks, '/', '\\', '?', '#', '%'.",
+                           examples=["SKU-123"])]
 CodeFilter = Annotated[str, Meta(pattern=LINE, max_length=channel_ids.MAX_CODE)]
-Email = Annotated[str, Meta(pattern=accounts.EMAIL_PATTERN, max_length=accounts.MAX_EMAIL_LENGTH)]
-Name = Annotated[str, Meta(pattern=FILLED_LINE, max_length=accounts.MAX_NAME_LENGTH)]
+Email = Annotated[str, Meta(pattern=accounts.EMAIL_PATTERN, max_length=accounts.MAX_EMAIL_LENGTH,
+                            examples=["ana@example.com"])]
+Name = Annotated[str, Meta(pattern=FILLED_LINE, max_length=accounts.MAX_NAME_LENGTH,
+                           examples=["Ana Souza"])]
 Password = Annotated[str, Meta(pattern=TEXT, min_length=passwords.MIN_LENGTH,
-                               max_length=passwords.MAX_LENGTH)]
+                               max_length=passwords.MAX_LENGTH,
+                               examples=["correct horse battery staple"])]
 GivenPassword = Annotated[str, Meta(pattern=TEXT, min_length=1, max_length=passwords.MAX_LENGTH)]
 Role = Literal[tuple(ROLES)]  # type: ignore[valid-type]
 # A reviewer's note: several lines, no other control character (``review.clean_note``).
@@ -40,7 +44,8 @@ FILLED_NOTE = (r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f]"
                r"[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$")
 Note = Annotated[str, Meta(pattern=NOTE, max_length=review.MAX_NOTE)]
 NeededNote = Annotated[str, Meta(pattern=FILLED_NOTE, max_length=review.MAX_NOTE,
-                                 description="Why: a rejection must say it.")]
+                                 description="Why: a rejection must say it.",
+                                 examples=["Background is not white."])]
 Filter = Annotated[str, Meta(pattern=LINE, max_length=200)]
 ImageId = Annotated[int, Meta(ge=1, le=10**18 - 1)]
 
@@ -476,7 +481,8 @@ class ChannelIdQuery(Request):
 
 
 class ExternalId(Request):
-    external_id: Annotated[str, Meta(pattern=FILLED_LINE, max_length=channel_ids.MAX_EXTERNAL_ID)]
+    external_id: Annotated[str, Meta(pattern=FILLED_LINE, max_length=channel_ids.MAX_EXTERNAL_ID,
+                                     examples=["MLB3456789012"])]
 
 
 class ChannelIdImport(Struct):

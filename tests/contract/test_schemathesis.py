@@ -83,6 +83,11 @@ def test_schemathesis_all_checks_all_phases(settings):
                                         json=user).json()["access_token"])
         excluded = [arg for name in SESSION_ENDING for arg in ("--exclude-operation-id", name)]
         code, report = _schemathesis(base, token, *excluded)
+        print(report)  # the phases' tallies, for -s
+        # Every phase ran something (the examples come from the models' Meta(examples=...)).
+        for phase in ("Examples", "Coverage", "Fuzzing", "Stateful"):
+            assert f"{phase} (in" in report and "passed" in report.split(phase, 1)[1][:300], (
+                phase, report)
         # The admin token still works: the run did not lock itself out half-way.
         me = http.get(f"{base}/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
         assert me.status_code == 200, me.text
