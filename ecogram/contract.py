@@ -192,19 +192,8 @@ def parse_query(query: Mapping[str, str], model: type[msgspec.Struct]) -> Any:
     return convert(values, model)
 
 
-def _integral(value: Any) -> Any:
-    """JSON Schema's integers include 1.0: such floats become ints (msgspec's ints do not)."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
-        return int(value)
-    if isinstance(value, list):
-        return [_integral(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _integral(item) for key, item in value.items()}
-    return value
-
-
 async def parse_body(request: web.Request, model: type[msgspec.Struct]) -> Any:
-    body = convert(_integral(await read_json(request)), model)
+    body = convert(await read_json(request), model)
     if (names := changed_fields(model)) and all(getattr(body, n) is msgspec.UNSET
                                                  for n in names):
         raise AppError(422, "invalid_fields", f"Nothing to change: give {', '.join(names)}.",

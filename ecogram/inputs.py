@@ -166,6 +166,13 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     return bytes(data)
 
 
+def _number(text: str) -> int | float:
+    """A JSON number with a fraction: JSON Schema's integers include 1.0, so it is the integer 1
+    (the typed models' ints take no float)."""
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
 async def read_json(request: web.Request) -> dict[str, Any]:
     """The request's JSON object (small bodies only); 400/408/413/415/422 otherwise."""
     raw = await read_body(request, form_limit(request))
@@ -174,7 +181,7 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     if request.content_type not in JSON_TYPES:
         raise AppError(415, "unsupported_type", "Send the body as application/json.")
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_float=_number)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise AppError(400, "invalid_json", "The body is not valid JSON.") from None
     if not isinstance(body, dict):

@@ -25,6 +25,10 @@ CASES = [
     ("importer", "PATCH", "/api/v1/images/1", b"{}", {"Content-Type": "text/plain"}, 415,
      "unsupported_type"),
     ("importer", "PATCH", "/api/v1/images/1", {}, {}, 422, "invalid_fields"),
+    # Deeply nested: checked without recursion (a 500-deep array once was a RecursionError).
+    ("importer", "PATCH", "/api/v1/images/1", b'{"alt": ' + b"[" * 500 + b"]" * 500 + b"}",
+     JSON, 422, "invalid_fields"),
+    ("importer", "PATCH", "/api/v1/images/1", {"position": 2.5}, {}, 422, "invalid_fields"),
     ("importer", "PATCH", "/api/v1/images/1", {"position": "2"}, {}, 422, "invalid_fields"),
     ("importer", "PATCH", "/api/v1/images/1", {"status": "approved"}, {}, 422,
      "invalid_fields"),
