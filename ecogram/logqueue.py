@@ -10,6 +10,7 @@ thread. ``stop()`` drains the queue, so no line is lost at shutdown.
 from __future__ import annotations
 
 import json
+import json.encoder
 import logging
 import logging.handlers
 import queue
@@ -29,7 +30,19 @@ class JsonLine:
         self.fields = fields
 
     def __str__(self) -> str:
-        return json.dumps(self.fields)
+        if _encode is None:  # pragma: no cover - a Python without json's C speed-ups
+            return json.dumps(self.fields)
+        return "".join(_encode(self.fields, 0))
+
+
+# What json.dumps(fields) does, with its C encoder made once instead of on every call and no
+# check for circular references (a line's fields are plain data; a cycle would end in
+# RecursionError, handled as any logging error): the same text, 1.4 µs instead of 2.4 for a
+# request line, on the listener thread.
+_encode = json.encoder.c_make_encoder and json.encoder.c_make_encoder(
+    None, json.JSONEncoder().default, json.encoder.encode_basestring_ascii, None,
+    ": ", ", ", False, False, True,
+)
 
 
 class _LazyQueueHandler(logging.handlers.QueueHandler):
@@ -39,6 +52,17 @@ class _LazyQueueHandler(logging.handlers.QueueHandler):
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         return record
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        # Handler.handle without the handler's lock: putting on a SimpleQueue is thread-safe
+        # on its own; the lock cost ~0.4 µs of a ~3.5 µs request-line call (in-process).
+        if not self.filters or self.filter(record):
+            try:
+                self.queue.put_nowait(record)
+            except Exception:
+                self.handleError(record)
+            return True
+        return False
 
 
 class _BatchListener(logging.handlers.QueueListener):
@@ -75,7 +99,14 @@ class _BatchListener(logging.handlers.QueueListener):
                 continue
             if type(handler) is logging.StreamHandler and not handler.filters:
                 try:
-                    text = "".join(handler.format(r) + handler.terminator for r in records)
+                    plain = _message_only(handler.formatter)
+                    text = "".join(
+                        # a plain line is its message: the formatter's machinery (the style's
+                        # dict formatting, the time check) skipped, 0.7 µs less per line
+                        (r.getMessage() if plain and not (r.exc_info or r.exc_text or r.stack_info)
+                         else handler.format(r)) + handler.terminator
+                        for r in records
+                    )
                     with handler.lock:
                         handler.stream.write(text)
                         handler.flush()
@@ -85,6 +116,13 @@ class _BatchListener(logging.handlers.QueueListener):
             else:
                 for record in records:
                     handler.handle(record)
+
+
+def _message_only(formatter: logging.Formatter | None) -> bool:
+    """A formatter that writes ``%(message)s`` and nothing else (``ecogram.cli``'s)."""
+    return (type(formatter) is logging.Formatter
+            and type(formatter._style) is logging.PercentStyle
+            and formatter._style._fmt == "%(message)s")
 
 
 def _skip_record_extras() -> None:

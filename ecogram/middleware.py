@@ -63,8 +63,8 @@ def make_request_context(metrics: Metrics):
         """
         request_ids.begin(request)
         log_request = log.isEnabledFor(logging.INFO)
-        if log_request:
-            request_id(request)  # made now, so the response can name its log line
+        # made now, so the response can name its log line (and kept: it never changes)
+        logged_id = request_id(request) if log_request else None
         started = _clock()
         status = 500
         try:
@@ -108,7 +108,7 @@ def make_request_context(metrics: Metrics):
                 # server logs through ecogram.logqueue), not here.
                 log.info(JsonLine({
                     "event": "request",
-                    "request_id": request_id(request),
+                    "request_id": logged_id,
                     "method": request.method,
                     "path": request.path,
                     "route": route,

@@ -54,3 +54,39 @@ def test_lines_are_formatted_and_written_off_the_callers_thread_and_stop_drains(
     assert lines[0] == {"event": "request", "n": 0, "path": "/img/é"}
     assert threading.current_thread().name not in where.threads
     assert made_on and threading.current_thread().name not in made_on
+
+
+def test_a_json_line_is_the_text_json_dumps_gives():
+    for fields in (
+        {"event": "request", "request_id": "ab12", "method": "GET", "path": "/img/é\"\\x",
+         "route": "img", "status": 200, "ms": 0.07},
+        {"nested": {"q": [1, 2.5, None, True]}, "text": "ü\n", "big": 10**20},
+    ):
+        assert str(JsonLine(fields)) == json.dumps(fields)
+
+
+def test_a_line_with_a_traceback_keeps_it_behind_the_queue():
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    stream = io.StringIO()
+    written = logging.StreamHandler(stream)
+    written.setFormatter(logging.Formatter("%(message)s"))
+    root.handlers[:] = [written]
+    root.setLevel(logging.INFO)
+    try:
+        stop = logqueue.start(lean=False)
+        log = logging.getLogger("ecogram.test-queue")
+        log.info(JsonLine({"event": "plain"}))
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            log.exception(JsonLine({"event": "failed"}))
+        stop()
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == '{"event": "plain"}'
+    assert lines[1] == '{"event": "failed"}'
+    assert lines[2] == "Traceback (most recent call last):"
+    assert lines[-1] == "ValueError: boom"
