@@ -14,6 +14,7 @@ import json.encoder
 import logging
 import logging.handlers
 import queue
+import time
 from collections.abc import Callable
 
 
@@ -43,6 +44,67 @@ _encode = json.encoder.c_make_encoder and json.encoder.c_make_encoder(
     None, json.JSONEncoder().default, json.encoder.encode_basestring_ascii, None,
     ": ", ", ", False, False, True,
 )
+
+
+class _Line:
+    """An INFO line put on the queue by ``info`` instead of a record: what the listener needs
+    to write it; made into a ``LogRecord`` only for a handler that needs one."""
+
+    __slots__ = ("created", "msg", "name")
+    levelno = logging.INFO
+    exc_info = exc_text = stack_info = None
+
+    def __init__(self, name: str, created: float, msg: JsonLine) -> None:
+        self.name, self.created, self.msg = name, created, msg
+
+    def getMessage(self) -> str:  # LogRecord's name for it
+        return str(self.msg)
+
+    def record(self) -> logging.LogRecord:
+        """The record ``logger.info(msg)`` would have made at that time (lean: no caller)."""
+        record = logging.getLogRecordFactory()(
+            self.name, logging.INFO, "(unknown file)", 0, self.msg, (), None,
+            "(unknown function)",
+        )
+        ct = record.created = self.created
+        record.msecs = int((ct - int(ct)) * 1000) + 0.0
+        record.relativeCreated = (ct - logging._startTime) * 1000  # type: ignore[attr-defined]
+        return record
+
+
+def _as_record(item: logging.LogRecord | _Line) -> logging.LogRecord:
+    return item.record() if type(item) is _Line else item  # type: ignore[union-attr]
+
+
+_front: _LazyQueueHandler | None = None  # the queue's front while a lean queue is on
+
+
+def info(logger: logging.Logger, message: JsonLine) -> None:
+    """``logger.info(message)``, for the line every request writes.
+
+    While a lean queue is on (a server process) and the record could only reach the queue —
+    no handler, filter, disabled logger or stop on the way up — the logger's name, the time
+    and the message go on the queue as they are, and the listener makes the record if a
+    handler needs one: the Logger and Handler calls are skipped on the request path
+    (bench/README.md, "Warm /img against nginx"). Otherwise (a test's capture handler, any
+    other configuration) it is ``logger.info``."""
+    front = _front
+    if front is not None and logger.isEnabledFor(logging.INFO) and _only_queued(logger, front):
+        front.queue.put(_Line(logger.name, time.time(), message))
+    else:
+        logger.info(message)
+
+
+def _only_queued(logger: logging.Logger, front: logging.Handler) -> bool:
+    node: logging.Logger | None = logger
+    root = logging.root
+    while node is not root:
+        if node is None or node.handlers or node.filters or node.disabled or not node.propagate:
+            return False
+        node = node.parent
+    handlers = root.handlers
+    return (len(handlers) == 1 and handlers[0] is front and not root.filters
+            and not root.disabled and not front.filters and front.level <= logging.INFO)
 
 
 class _LazyQueueHandler(logging.handlers.QueueHandler):
@@ -104,7 +166,7 @@ class _BatchListener(logging.handlers.QueueListener):
                         # a plain line is its message: the formatter's machinery (the style's
                         # dict formatting, the time check) skipped, 0.7 µs less per line
                         (r.getMessage() if plain and not (r.exc_info or r.exc_text or r.stack_info)
-                         else handler.format(r)) + handler.terminator
+                         else handler.format(_as_record(r))) + handler.terminator
                         for r in records
                     )
                     with handler.lock:
@@ -112,10 +174,10 @@ class _BatchListener(logging.handlers.QueueListener):
                         handler.flush()
                 except Exception:
                     for record in records:
-                        handler.handleError(record)
+                        handler.handleError(_as_record(record))
             else:
                 for record in records:
-                    handler.handle(record)
+                    handler.handle(_as_record(record))
 
 
 def _message_only(formatter: logging.Formatter | None) -> bool:
@@ -153,13 +215,19 @@ def start(*, lean: bool = True) -> Callable[[], None]:
         root.removeHandler(handler)
     root.addHandler(front)
     listener.start()
+    global _front
+    if lean:  # ``info``'s lines carry no caller, thread or process: only a lean queue's
+        _front = front
     stopped = False
 
     def stop() -> None:
         nonlocal stopped
+        global _front
         if stopped:
             return
         stopped = True
+        if _front is front:
+            _front = None
         root.removeHandler(front)
         listener.stop()  # writes what is queued, then ends the thread
         for handler in handlers:

@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp.web import RequestPayloadError
 from multidict import istr
 
-from ecogram import db, request_ids
+from ecogram import db, logqueue, request_ids
 from ecogram.errors import AppError
 from ecogram.logqueue import JsonLine
 from ecogram.metrics import Metrics
@@ -105,8 +105,9 @@ def make_request_context(metrics: Metrics):
             observe(route, request.method, status, elapsed)
             if log_request:
                 # JsonLine: the JSON is made by the handler (off the request path when the
-                # server logs through ecogram.logqueue), not here.
-                log.info(JsonLine({
+                # server logs through ecogram.logqueue), not here; logqueue.info: log.info,
+                # or its shortcut onto the server's queue.
+                logqueue.info(log, JsonLine({
                     "event": "request",
                     "request_id": logged_id,
                     "method": request.method,

@@ -90,3 +90,73 @@ def test_a_line_with_a_traceback_keeps_it_behind_the_queue():
     assert lines[1] == '{"event": "failed"}'
     assert lines[2] == "Traceback (most recent call last):"
     assert lines[-1] == "ValueError: boom"
+
+
+def test_request_lines_take_the_shortcut_onto_a_lean_queue_and_read_the_same(monkeypatch):
+    # lean=True changes logging's process-wide switches: put them back afterwards
+    for name in ("_srcfile", "logThreads", "logProcesses", "logMultiprocessing"):
+        monkeypatch.setattr(logging, name, getattr(logging, name))
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    plain, detailed = io.StringIO(), io.StringIO()
+    written = logging.StreamHandler(plain)
+    written.setFormatter(logging.Formatter("%(message)s"))
+    other = logging.StreamHandler(detailed)  # a handler that needs whole records
+    other.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    other.addFilter(lambda record: True)
+    root.handlers[:] = [written, other]
+    root.setLevel(logging.INFO)
+    log = logging.getLogger("ecogram.test-queue")
+    made = logqueue._Line.record
+    from_lines: list[str] = []  # records the listener made from shortcut lines, by thread
+
+    def record(line):
+        from_lines.append(threading.current_thread().name)
+        return made(line)
+
+    monkeypatch.setattr(logqueue._Line, "record", record)
+    try:
+        stop = logqueue.start()
+        for n in range(3):
+            logqueue.info(log, JsonLine({"event": "request", "n": n}))
+            log.info(JsonLine({"event": "other", "n": n}))
+        log.setLevel(logging.WARNING)
+        logqueue.info(log, JsonLine({"event": "request", "n": "dropped"}))  # below the level
+        log.setLevel(logging.NOTSET)
+        stop()
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    assert logqueue._front is None  # stopped: the shortcut is off
+    # the three request lines went on the queue as they were (the detailed handler needed
+    # records: the listener made them), the other lines as records
+    assert len(from_lines) == 3 and threading.current_thread().name not in from_lines
+    assert plain.getvalue().splitlines() == [
+        line for n in range(3)
+        for line in (f'{{"event": "request", "n": {n}}}', f'{{"event": "other", "n": {n}}}')
+    ]
+    assert detailed.getvalue().splitlines()[0] == (
+        'ecogram.test-queue INFO {"event": "request", "n": 0}'
+    )
+
+
+def test_a_request_line_reaches_a_capture_handler_as_an_ordinary_record():
+    """Without a queue (tests, commands) or with a handler beside it, ``info`` is log.info."""
+    log = logging.getLogger("ecogram.test-queue")
+    seen: list[logging.LogRecord] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    capture = Capture()
+    log.addHandler(capture)
+    log.setLevel(logging.INFO)
+    try:
+        logqueue.info(log, JsonLine({"event": "request", "n": 1}))
+    finally:
+        log.removeHandler(capture)
+        log.setLevel(logging.NOTSET)
+    [record] = seen
+    assert record.getMessage() == '{"event": "request", "n": 1}'
+    assert record.levelno == logging.INFO
