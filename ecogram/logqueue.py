@@ -3,8 +3,9 @@ thread behind it.
 
 A server process (``ecogram serve``'s one worker, or each gunicorn worker after its fork: a
 thread does not survive a fork) moves the root logger's handlers behind a queue. A request then
-only builds its record and puts it on the queue; the JSON is made and written by the listener
-thread. ``stop()`` drains the queue, so no line is lost at shutdown.
+only builds its record and puts it on the queue (its request line, through ``info``, not even a
+record); the JSON is made and written by the listener thread. ``stop()`` drains the queue, so
+no line is lost at shutdown.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class JsonLine:
     """A log message that is one JSON object, made only when the line is written.
 
     ``record.getMessage()`` (what every formatter calls) gives the JSON, so handlers and
-    watchers that read it see the same line as before; the request pays for a tuple, not for
+    watchers that read it see the same line as before; the request pays for a dict, not for
     ``json.dumps``."""
 
     __slots__ = ("fields",)
