@@ -8,6 +8,10 @@ answered from memory); wrk pinned to core 1, 8 s × 3 rounds, interleaved.
 Servers: "before" (the checkout given), "after" (this checkout), "after_no_analytics" (this
 checkout, ECOGRAM_ANALYTICS_FLUSH=0). Each gets its own throw-away database on
 ECOGRAM_BENCH_POSTGRES (default postgresql://postgres@127.0.0.1:5432/).
+
+Prints, per server and round, req/s and the server's CPU time per request in µs (user + system
+of all its threads, the log listener included, from /proc during the wrk run): the figure to
+compare when other work shares core 0 and moves req/s.
 """
 
 import asyncio
@@ -98,7 +102,15 @@ async def setup(url):
             assert r.status == 200
 
 
-def wrk(url):
+def cpu_seconds(pid):
+    """User + system CPU of a process, all its threads (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url, pid):
+    """(req/s, CPU µs per request of the server) of one 8 s run."""
+    cpu_before = cpu_seconds(pid)
     out = subprocess.run(
         [
             "taskset",
@@ -115,7 +127,10 @@ def wrk(url):
         capture_output=True,
         text=True,
     ).stdout
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])
+    cpu = cpu_seconds(pid) - cpu_before
+    requests = int(re.search(r"(\d+) requests in", out)[1])
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])
+    return rate, round(cpu / requests * 1e6, 1)
 
 
 async def main():
@@ -136,7 +151,7 @@ async def main():
     results = {n: [] for n in procs}
     for _ in range(3):
         for name in procs:
-            results[name].append(wrk(procs[name][2]))
+            results[name].append(wrk(procs[name][2], procs[name][0].pid))
     for p, d, _ in procs.values():
         p.terminate()
         p.wait(30)

@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp.web import RequestPayloadError
 from multidict import istr
 
-from ecogram import db, request_ids
+from ecogram import db, logqueue, request_ids
 from ecogram.errors import AppError
 from ecogram.logqueue import JsonLine
 from ecogram.metrics import Metrics
@@ -61,10 +61,10 @@ def make_request_context(metrics: Metrics):
         One middleware, not one per concern: each layer costs every /img hit a few microseconds,
         and a whole warm hit takes about 75 (bench/README.md, "The warm path").
         """
-        request_ids.begin(request)
         log_request = log.isEnabledFor(logging.INFO)
-        if log_request:
-            request_id(request)  # made now, so the response can name its log line
+        # made now when the request is logged, so the response can name its log line (and
+        # kept: once made it never changes)
+        started_id = request_ids.begin(request, make=log_request)
         started = _clock()
         status = 500
         try:
@@ -93,7 +93,7 @@ def make_request_context(metrics: Metrics):
             headers = response.headers
             if NOSNIFF_HEADER not in headers:
                 headers[NOSNIFF_HEADER] = "nosniff"
-            known_id = request_ids.known(request)
+            known_id = started_id if started_id is not None else request_ids.known(request)
             if known_id is not None:
                 headers[request_ids.HEADER] = known_id
             return response
@@ -105,10 +105,11 @@ def make_request_context(metrics: Metrics):
             observe(route, request.method, status, elapsed)
             if log_request:
                 # JsonLine: the JSON is made by the handler (off the request path when the
-                # server logs through ecogram.logqueue), not here.
-                log.info(JsonLine({
+                # server logs through ecogram.logqueue), not here; logqueue.info: log.info,
+                # or its shortcut onto the server's queue.
+                logqueue.info(log, JsonLine({
                     "event": "request",
-                    "request_id": request_id(request),
+                    "request_id": started_id,
                     "method": request.method,
                     "path": request.path,
                     "route": route,

@@ -42,14 +42,18 @@ class _Ids:
 _ids = _Ids()
 
 
-def begin(request: web.Request) -> None:
+def begin(request: web.Request, *, make: bool = False) -> str | None:
     """Start the request with the id the client or proxy sent, when it is safe to echo and to
-    log, else with none yet. (Always set, so reading it never raises: ``request.get`` of a
-    missing key raises and catches a KeyError, a cost every /img hit would pay.)"""
+    log, else with a new one if ``make`` (a request that will be logged), else with none yet;
+    return it. (Always set, so reading it never raises: ``request.get`` of a missing key raises
+    and catches a KeyError, a cost every /img hit would pay.)"""
     incoming = request.headers.get(HEADER)
-    request[keys.request_id] = (
-        incoming if incoming is not None and _SAFE.match(incoming) else None
-    )
+    if incoming is not None and _SAFE.match(incoming):
+        found: str | None = incoming
+    else:
+        found = _ids.next() if make else None
+    request[keys.request_id] = found
+    return found
 
 
 def known(request: web.Request) -> str | None:
