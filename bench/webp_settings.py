@@ -21,9 +21,9 @@ from pathlib import Path
 import pyvips
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import quality_compare  # noqa: E402 - the benchmark's photos, from the folder beside this one
+import quality_compare
 
-from ecogram.imaging import quality  # noqa: E402
+from ecogram.imaging import quality
 
 TARGET = 70
 SETTINGS = {"effort 4": {"effort": 4}, "effort 4, smart subsample": {"effort": 4,
