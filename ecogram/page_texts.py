@@ -137,7 +137,6 @@ MESSAGES = (
     N_("position must be a whole number from 1."),
     N_("reason contains control characters."),
     N_("reason is too long."),
-    N_("A code is too long."),
     N_("Nested multipart bodies are not accepted."),
     N_("Only code, product, position and alt can be edited."),
     N_("action must be approve or reject."),
