@@ -164,7 +164,8 @@ def _json_fields(model: type) -> frozenset[str]:
 
 
 def parse_query(query: Mapping[str, str], model: type[msgspec.Struct]) -> Any:
-    """The query string through ``model``: repeated or comma-separated values for list fields,
+    """Text fields through ``model`` — a query string, or a multipart form's text parts
+    (``views.api_imports``): repeated or comma-separated values for list fields,
     one value otherwise. Text is checked for control characters first (``check_text``);
     numbers and booleans are read as JSON scalars, so ``1.0`` is no integer and ``1`` no
     boolean — exactly what the document's types say."""
