@@ -52,12 +52,34 @@ class Seaweed:
         self.ports = {name: _free_port() for name in self.NAMES}
         self.grpc = {name: _free_port() for name in self.NAMES}
         self.process: subprocess.Popen | None = None
+        self.started = False  # once started, the S3 endpoint keeps its port
 
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.ports['s3']}"
 
     def start(self) -> None:
+        """Start weed and wait until it serves. Its ports are picked free a moment before weed
+        binds them, so another process may take one meanwhile: then weed exits with "address
+        already in use" and starts again on other ports — every port on a first start, the
+        internal ones (gRPC) on a restart, whose S3 endpoint and data must stay."""
+        first = not self.started
+        for attempt in range(3):
+            log = self.directory / "weed.log"
+            seen = log.stat().st_size if log.exists() else 0
+            try:
+                self._start()
+            except RuntimeError:
+                if attempt == 2 or b"address already in use" not in log.read_bytes()[seen:]:
+                    raise
+                self.grpc = {name: _free_port() for name in self.NAMES}
+                if first:
+                    self.ports = {name: _free_port() for name in self.NAMES}
+                continue
+            self.started = True
+            return
+
+    def _start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         args = [self.binary, "server", f"-dir={self.directory}", "-ip=127.0.0.1",
                 "-ip.bind=127.0.0.1", "-s3", "-master.volumeSizeLimitMB=64", "-volume.max=8",
