@@ -1,5 +1,5 @@
-"""Calibrated quality: the q each format needs to reach a SSIMULACRA2 target, per photo, as the
-service finds it at approval (ecogram.imaging.quality, VERSION 2).
+"""Calibrated quality: the q each format needs to reach a SSIMULACRA2 target, per photo, at each
+width, as the service finds it at approval (ecogram.imaging.quality, VERSION 3).
 
     PYTHONPATH=. .venv/bin/python bench/quality_bench.py [--target 70] [--widths 400,800]
         [--synthetic 5]
@@ -8,9 +8,9 @@ Photos: /work/shared/bench-images (or $BENCH_IMAGES) plus two drawn here with py
 product shot on white, a noisy photo) and, with ``--synthetic N``, the first N synthetic
 product photos of quality_compare.py. Each is made into the service's master (2048 px, JPEG
 q92, ``pipeline.make_master``), decoded, and calibrated on the renders at ``--widths`` against
-the original at their size, with the default bounds. Prints per photo and format the chosen q,
-its score, the width that decided it, the q each width alone would need, the encodes and the
-search's wall and CPU seconds; then the seconds per photo (all formats).
+the original at their size, with the default bounds. Prints per photo and format the q and score
+at each width, the encodes each width's search took (and took without the previous width's q
+as its hint), the search's wall and CPU seconds; then the seconds per photo (all formats).
 """
 
 from __future__ import annotations
@@ -85,24 +85,26 @@ def main() -> None:
         for path in quality_compare.synthetic_photos(drawn, args.synthetic):
             photos[path.name] = path.read_bytes()
     print(f"target {args.target}, widths {widths}, bounds {BOUNDS}, load {os.getloadavg()}")
-    print("photo | format | q | score | decided by | q per width alone | encodes | wall s "
-          "| cpu s")
+    print("photo | format | q per width | score per width | encodes per width (without the "
+          "hint) | wall s | cpu s")
     per_photo = []
     for name, data in photos.items():
         wall, cpu = time.perf_counter(), time.process_time()
         sizes = service_views(data, widths)  # the master and the references: part of the cost
         for fmt, (floor, ceiling) in BOUNDS.items():
             started, cpu_started = time.perf_counter(), time.process_time()
-            found = quality.calibrate(sizes, fmt, target=args.target, floor=floor,
-                                      ceiling=ceiling)
+            found = quality.calibrate_all(sizes, [fmt], target=args.target, bounds=BOUNDS)
             seconds = time.perf_counter() - started
             cpu_seconds = time.process_time() - cpu_started
-            alone = "/".join(
-                str(quality.calibrate([view], fmt, target=args.target, floor=floor,
-                                      ceiling=ceiling).q) for view in sizes)
-            print(f"{name} | {fmt} | {found.q} | {found.score} | {found.width} | {alone} | "
-                  f"{found.encodes} | {seconds:.2f} | {cpu_seconds:.2f}", flush=True)
-            wall += time.perf_counter() - started - seconds  # not the check of each width alone
+            # each width searched from scratch, to show what the hint saves (not timed)
+            unhinted = [quality.calibrate(view, fmt, target=args.target, floor=floor,
+                                          ceiling=ceiling) for view in sizes]
+            print(f"{name} | {fmt} | {'/'.join(str(c.q) for c in found)} | "
+                  f"{'/'.join(str(c.score) for c in found)} | "
+                  f"{'/'.join(str(c.encodes) for c in found)} "
+                  f"({'/'.join(str(c.encodes) for c in unhinted)}) | "
+                  f"{seconds:.2f} | {cpu_seconds:.2f}", flush=True)
+            wall += time.perf_counter() - started - seconds  # not the searches without hint
             cpu += time.process_time() - cpu_started - cpu_seconds
         per_photo.append((name, time.perf_counter() - wall, time.process_time() - cpu))
     print("\nphoto | seconds per photo, all formats (wall / cpu)")

@@ -6,12 +6,12 @@ against libvips at q80, on quality_compare.py's 24 photos — without a server.
 
 For each photo (the four bench photos and the 20 synthetic ones of quality_compare.py) the
 service's master is made (2048 px, JPEG q92) and the calibration run exactly as at approval
-(``quality.views`` at 400 and 800 against the original, ``quality.calibrate`` with the
-default bounds) for each target; the output at 400 and 800 is that render at the chosen q,
-scored against the original at its size, beside ``pyvips.Image.thumbnail`` + Q=80 (libvips'
-defaults: AVIF effort 4), scored the same way. Prints, per target and format: the ratio of
-median bytes, the median per-image ratio and how many outputs score at or above min(libvips
-q80's score, 70) — the issue's line — over the 48 outputs (24 photos x 2 widths).
+(``quality.views`` at 400 and 800 against the original, ``quality.calibrate_all`` with the
+default bounds: a q per width) for each target; the output at 400 and 800 is that render at
+its width's q, scored against the original at its size, beside ``pyvips.Image.thumbnail`` +
+Q=80 (libvips' defaults: AVIF effort 4), scored the same way. Prints, per target and format:
+the ratio of median bytes, the median per-image ratio and how many outputs score at or above
+min(libvips q80's score, 70) — the issue's line — over the 48 outputs (24 photos x 2 widths).
 """
 
 from __future__ import annotations
@@ -54,15 +54,15 @@ def _memo_score(reference: pyvips.Image, candidate: bytes | pyvips.Image) -> flo
     return _scores[key]
 
 
-def one_photo(job: tuple[str, str, tuple[float, ...], dict[str, tuple[int, int]]]
-              ) -> list[dict[str, Any]]:
-    name, path, targets, bounds = job
+def one_photo(job: tuple[str, str, tuple[float, ...], dict[str, tuple[int, int]],
+                         tuple[str, ...]]) -> list[dict[str, Any]]:
+    name, path, targets, bounds, formats = job
     quality.score = _memo_score  # this process only
     _scores.clear()
     data = Path(path).read_bytes()
     sizes = quality_bench.service_views(data, WIDTHS)
     rows = []
-    for fmt in FORMATS:
+    for fmt in formats:
         floor, ceiling = bounds[fmt]
         reference = {}
         for view in sizes:
@@ -70,11 +70,12 @@ def one_photo(job: tuple[str, str, tuple[float, ...], dict[str, tuple[int, int]]
             reference[view.width] = {"bytes": len(ref),
                                      "score": round(_plain_score(view.reference, ref), 2)}
         for target in targets:
-            found = quality.calibrate(sizes, fmt, target=target, floor=floor, ceiling=ceiling)
-            for view in sizes:
-                out = view.encode(fmt, found.q)
+            found = quality.calibrate_all(sizes, [fmt], target=target,
+                                          bounds={fmt: (floor, ceiling)})
+            for view, result in zip(sizes, found, strict=True):
+                out = view.encode(fmt, result.q)
                 rows.append({"photo": name, "fmt": fmt, "width": view.width, "target": target,
-                             "q": found.q, "bytes": len(out),
+                             "q": result.q, "bytes": len(out),
                              "score": round(quality.score(view.reference, out), 2),
                              "libvips_q80": reference[view.width]})
     return rows
@@ -85,7 +86,7 @@ def summary(rows: list[dict[str, Any]], targets: tuple[float, ...]) -> str:
              "ratio | scores >= min(ref, 70) | median score (ecogram / ref) |",
              "|" + " --- |" * 7]
     for target in targets:
-        for fmt in (*FORMATS, "all"):
+        for fmt in (*sorted({r["fmt"] for r in rows}), "all"):
             group = [r for r in rows if r["target"] == target and fmt in (r["fmt"], "all")]
             eco = statistics.median(r["bytes"] for r in group)
             ref = statistics.median(r["libvips_q80"]["bytes"] for r in group)
@@ -108,6 +109,7 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=20, help="synthetic photos (default 20)")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--bounds", help="as ECOGRAM_QUALITY_BOUNDS (default: its default)")
+    parser.add_argument("--formats", default=",".join(FORMATS))
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     targets = tuple(float(t) for t in args.targets.split(","))
@@ -117,7 +119,8 @@ def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="quality-targets-"))
     photos = quality_compare.bench_photos() + quality_compare.synthetic_photos(folder,
                                                                                args.count)
-    jobs = [(p.name, str(p), targets, bounds) for p in photos]
+    formats = tuple(args.formats.split(","))
+    jobs = [(p.name, str(p), targets, bounds, formats) for p in photos]
     with multiprocessing.get_context("spawn").Pool(args.processes) as pool:
         rows = [row for found in pool.imap(one_photo, jobs) for row in found]
     print(f"{len(photos)} photos, targets {targets}, bounds {bounds}, nproc {os.cpu_count()}, "

@@ -422,9 +422,10 @@ class Settings:
         "the calibration may choose, per format (`format:floor-ceiling`, comma-separated); "
         "only these formats are calibrated.", _quality_bounds)
     quality_widths: tuple[int, ...] = setting(
-        "ECOGRAM_QUALITY_WIDTHS", "400,800", "Widths (CSS px at 1×) whose delivered render the "
-        "calibration scores against the original at that size; each format gets the highest q "
-        "any of them needs (docs/delivery.md).", _quality_widths)
+        "ECOGRAM_QUALITY_WIDTHS", "400,800", "Output widths (pixels) whose delivered render the "
+        "calibration scores against the original at that size; each gets its own q per format, "
+        "and a render of another width takes the nearest one's (between two, the higher of "
+        "theirs) (docs/delivery.md).", _quality_widths)
 
     analytics_flush: float = setting(
         "ECOGRAM_ANALYTICS_FLUSH", "10", "Seconds between a worker's writes of its delivery "

@@ -20,7 +20,12 @@ from concurrent.futures import Executor
 import asyncpg
 
 from ecogram import db, storage
-from ecogram.catalog.delivery import Resolved, calibrate_timed, store_calibration
+from ecogram.catalog.delivery import (
+    Resolved,
+    calibrate_timed,
+    calibration_fields,
+    store_calibration,
+)
 from ecogram.imaging import quality
 from ecogram.settings import Settings
 
@@ -69,8 +74,7 @@ async def calibrate_one(pool: asyncpg.Pool, executor: Executor | None, settings:
     await store_calibration(pool, resolved, found, settings.quality_target)
     log.info(json.dumps({
         "event": "quality_calibrated", "image_id": resolved.id, "version": resolved.version,
-        "q": {r.fmt: r.q for r in found}, "width": {r.fmt: r.width for r in found},
-        "seconds": round(seconds, 2),
+        **calibration_fields(found), "seconds": round(seconds, 2),
     }))
     return "calibrated"
 

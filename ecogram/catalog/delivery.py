@@ -131,9 +131,10 @@ class Resolved:
     color: str
     master_width: int
     master_height: int
-    # Calibrated quality of this version per output format (docs/delivery.md), from the same
-    # query; empty until the calibration at approval is stored.
-    quality: Mapping[str, int] = field(default_factory=dict, compare=False, hash=False)
+    # Calibrated quality of this version (docs/delivery.md): output format → {output width →
+    # q}, from the same query; empty until the calibration at approval is stored.
+    quality: Mapping[str, Mapping[int, int]] = field(
+        default_factory=dict, compare=False, hash=False)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Resolved:
@@ -151,7 +152,7 @@ class Resolved:
             color=row["color"],
             master_width=row["master_width"],
             master_height=row["master_height"],
-            quality=row["quality"] or {},
+            quality=_quality_table(row["quality"]),
         )
 
 
@@ -694,14 +695,14 @@ class Delivery:
         opts = apply_hints(opts, hints, self._allowed_sorted, resolved.width)
         if saves_data(hints.save_data) and opts.quality is None and fmt in LOSSY_FORMATS:
             opts = dataclasses.replace(
-                opts, quality=save_data_quality(self.default_quality(resolved, fmt))
+                opts, quality=save_data_quality(self.default_quality(resolved, fmt, opts))
             )
         return opts
 
-    def default_quality(self, resolved: Resolved, fmt: str) -> int:
-        """The quality a request without ``q`` gets in this format: this version's calibrated q
-        (``with_quality``), else the pipeline's fixed default."""
-        return resolved.quality.get(fmt) or pipeline.DEFAULT_QUALITY[fmt]
+    def default_quality(self, resolved: Resolved, fmt: str, opts: RenderOptions) -> int:
+        """The quality a request for ``opts`` without ``q`` gets in this format: this version's
+        calibrated q for its width (``with_quality``), else the pipeline's fixed default."""
+        return with_quality(opts, resolved, fmt).quality or pipeline.DEFAULT_QUALITY[fmt]
 
     def _negotiate(self, fmt: str, accept: str | None, has_alpha: bool) -> str:
         """``options.negotiate``, memoised: browsers send a handful of distinct Accept headers."""
@@ -1084,10 +1085,9 @@ class Delivery:
         self.resolutions.forget(resolved.code)
         log.info(json.dumps({
             "event": "quality_calibrated", "image_id": resolved.id, "version": resolved.version,
-            "q": {r.fmt: r.q for r in found}, "score": {r.fmt: r.score for r in found},
-            "width": {r.fmt: r.width for r in found}, "seconds": round(seconds, 2),
+            **calibration_fields(found), "seconds": round(seconds, 2),
         }))
-        return replace(resolved, quality={**resolved.quality, **{r.fmt: r.q for r in found}})
+        return replace(resolved, quality={**resolved.quality, **_by_format(found)})
 
 
 async def store_calibration(
@@ -1096,10 +1096,14 @@ async def store_calibration(
     """Store this version's results, forget older versions', and tell every worker (NOTIFY)
     to resolve the code again, so the next render uses them."""
     async with pool.acquire() as conn, conn.transaction():
+        await db.queries.quality_forget_formats(
+            conn, image_id=resolved.id, version=resolved.version,
+            formats=sorted({r.fmt for r in found}))
         for result in found:
             await db.queries.quality_store(
                 conn, image_id=resolved.id, version=resolved.version, format=result.fmt,
-                q=result.q, score=result.score, target=target, calibration=quality.VERSION,
+                width=result.width, q=result.q, score=result.score, target=target,
+                calibration=quality.VERSION,
             )
         await db.queries.quality_forget_older(
             conn, image_id=resolved.id, version=resolved.version)
@@ -1108,13 +1112,36 @@ async def store_calibration(
 
 def with_quality(opts: RenderOptions, resolved: Resolved, fmt: str) -> RenderOptions:
     """The options a render uses: an explicit ``q`` wins; without one, this version's calibrated
-    q for the format when known, else the pipeline's fixed default (``quality`` stays None).
-    The cache key and ETag are built from the result, so a calibration never serves the bytes
-    of another q under one key."""
+    q for the format at the width the render comes out (``quality.for_width``) when known, else
+    the pipeline's fixed default (``quality`` stays None). The cache key and ETag are built
+    from the result, so a calibration never serves the bytes of another q under one key."""
     if opts.quality is not None:
         return opts
-    calibrated = resolved.quality.get(fmt)
-    return opts if calibrated is None else replace(opts, quality=calibrated)
+    table = resolved.quality.get(fmt)
+    if not table:
+        return opts
+    width = pipeline.plan(opts, resolved.width, resolved.height).out[0]
+    return replace(opts, quality=quality.for_width(table, width))
+
+
+def _quality_table(stored: Mapping[str, Mapping[str, int]] | None) -> dict[str, dict[int, int]]:
+    """The resolution query's calibrated quality (JSON: format → {width as text → q})."""
+    return {fmt: {int(width): q for width, q in widths.items()}
+            for fmt, widths in (stored or {}).items()}
+
+
+def _by_format(found: list[quality.Calibration]) -> dict[str, dict[int, int]]:
+    table: dict[str, dict[int, int]] = {}
+    for result in found:
+        table.setdefault(result.fmt, {})[result.width] = result.q
+    return table
+
+
+def calibration_fields(found: list[quality.Calibration]) -> dict[str, Any]:
+    """A calibration's results for its log line: q and score per format and output width."""
+    return {"q": _by_format(found),
+            "score": {fmt: {r.width: r.score for r in found if r.fmt == fmt}
+                      for fmt in dict.fromkeys(r.fmt for r in found)}}
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, callback) -> None:

@@ -14,10 +14,12 @@ What is scored is what a shopper gets: at each width the storefront asks for (``
 ECOGRAM_QUALITY_WIDTHS), the service's own render — from the 2048-px JPEG master, resized,
 encoded at q — against the **original** resized to the same size and not encoded, so the
 pipeline's own loss (the master, the resize from it) counts against the target as well as the
-encoder's. ``calibrate`` keeps the highest q any width needs: a bisection between a floor and
-a ceiling at the first width, then one encode at each further width when the q found already
-passes there (the usual case), else a bisection above it. Nothing here knows of the database:
-delivery calls it at approval and stores the result (docs/delivery.md).
+encoder's. Each width gets its own q (``calibrate``: a bisection between a floor and a ceiling,
+started from the q of the width before), and ``for_width`` picks the q for any output width
+from those: which width needs more differs by photo (fine colour detail needs more at 400,
+fine texture at 800), so one q for all widths would make every width pay the dearest one's
+(bench/README.md, "Calibrated quality"). Nothing here knows of the database: delivery calls it
+at approval and stores the results (docs/delivery.md).
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ from ecogram.imaging.options import RenderOptions
 # The version of this calibration (metric, sizes, reference, search): stored with every result,
 # so a change here can tell old results from new ones (`ecogram calibrate --stale`).
 # 1: the master re-encoded at 512 px against itself. 2: the delivered renders at WIDTHS
-# against the original at their size.
-VERSION = 2
+# against the original at their size, one q (the highest any width needed) for every width.
+# 3: the same renders, a q per width (``for_width`` picks one for any other width).
+VERSION = 3
 # The widths scored by default: the storefront's (ECOGRAM_EAGER_WIDTHS' default; bench/README.md
 # "Calibrated quality" for why these and not one representative size).
 WIDTHS = (400, 800)
@@ -50,9 +53,9 @@ Render = Callable[[RenderOptions, str], bytes]
 class Calibration:
     fmt: str
     q: int
-    score: float  # the lowest SSIMULACRA2, among the widths scored at q, against the source
+    score: float  # SSIMULACRA2 of the output at q against the source at that size
     encodes: int  # how many encodes and comparisons the search took
-    width: int = 0  # the width whose score decided q (0: a single plain reference)
+    width: int  # the output width scored (the view's size; what delivery looks q up by)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,48 +140,49 @@ def _png(image: pyvips.Image) -> io.BytesIO:
 
 
 def calibrate(
-    sizes: Sequence[View], fmt: str, *, target: float, floor: int, ceiling: int
+    view: View, fmt: str, *, target: float, floor: int, ceiling: int, hint: int | None = None
 ) -> Calibration:
-    """The lowest q in [floor, ceiling] whose ``fmt`` output scores at least ``target`` at
-    every view; the ceiling when none does. Assumes the score grows with q, which holds for
-    these encoders up to small wiggles (at most a step of q either way)."""
+    """The lowest q in [floor, ceiling] whose ``fmt`` output scores at least ``target`` at this
+    view; the ceiling when none does. Assumes the score grows with q, which holds for these
+    encoders up to small wiggles (at most a step of q either way).
+
+    A bisection; with a ``hint`` (the q a neighbouring width needed, usually within a few
+    steps of this one's) the bracket is found first by steps of 2, 4, 8... from the hint, which
+    saves about half the encodes at the wider, dearer width (bench/README.md)."""
     if not 1 <= floor <= ceiling <= 100:
         raise ValueError("need 1 <= floor <= ceiling <= 100")
-    if not sizes:
-        raise ValueError("need at least one view")
-    encodes = 0
-    lo = floor
-    decided = sizes[0]
-    at: dict[int, float] = {}  # each view's score at the q it last tried
+    scores: dict[int, float] = {}
 
-    for index, view in enumerate(sizes):
-        scores: dict[int, float] = {}
+    def passes(q: int) -> bool:
+        scores[q] = score(view.reference, view.encode(fmt, q))
+        return scores[q] >= target
 
-        def passes(q: int, view: View = view, scores: dict[int, float] = scores) -> bool:
-            nonlocal encodes
-            encodes += 1
-            scores[q] = score(view.reference, view.encode(fmt, q))
-            return scores[q] >= target
-
-        if index and passes(lo):  # this size needs no more than the q found so far
-            at[index] = scores[lo]
-            continue
-        start, hi = (lo + 1 if index else lo), ceiling
-        if start > hi:  # already at the ceiling and failing: keep its score
-            at[index] = scores[lo]
-            decided = view
-            continue
-        while start < hi:
-            mid = (start + hi) // 2
-            if passes(mid):
-                hi = mid
-            else:
-                start = mid + 1
-        if start not in scores:  # the ceiling, never tried: every lower q failed
-            passes(start)
-        # the earlier sizes' scores were taken at a lower q: this one's is the one known at q
-        lo, decided, at = start, view, {index: scores[start]}
-    return Calibration(fmt, lo, round(min(at.values()), 2), encodes, decided.width)
+    lo, hi = floor, ceiling  # the answer lies in [lo, hi]; hi passes, or is the ceiling
+    if hint is not None and floor <= hint <= ceiling:
+        step = 2
+        if passes(hint):
+            hi = hint
+            while hi - step >= lo:
+                if not passes(hi - step):
+                    lo = hi - step + 1
+                    break
+                hi, step = hi - step, step * 2
+        else:
+            lo = hint + 1
+            while lo + step - 1 < hi:
+                if passes(lo + step - 1):
+                    hi = lo + step - 1
+                    break
+                lo, step = lo + step, step * 2
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if passes(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    if lo not in scores:  # the ceiling, never tried: every lower q failed
+        passes(lo)
+    return Calibration(fmt, lo, round(scores[lo], 2), len(scores), view.reference.width)
 
 
 def calibrate_all(
@@ -188,9 +192,35 @@ def calibrate_all(
     target: float,
     bounds: Mapping[str, tuple[int, int]],
 ) -> list[Calibration]:
-    """``calibrate`` for each format that has bounds, on the same views."""
-    return [
-        calibrate(sizes, fmt, target=target, floor=bounds[fmt][0], ceiling=bounds[fmt][1])
-        for fmt in formats
-        if fmt in bounds
-    ]
+    """``calibrate`` for each format that has bounds, at each view (narrowest first), each
+    width's search starting from the q the previous width needed — when it reached the target:
+    a width stuck at the ceiling says nothing of the next one."""
+    found = []
+    for fmt in formats:
+        if fmt not in bounds:
+            continue
+        floor, ceiling = bounds[fmt]
+        hint = None
+        for view in sizes:
+            result = calibrate(view, fmt, target=target, floor=floor, ceiling=ceiling, hint=hint)
+            found.append(result)
+            hint = result.q if result.score >= target else None
+    return found
+
+
+def for_width(table: Mapping[int, int], width: int) -> int | None:
+    """The calibrated q for an output ``width``, from one photo's and format's results by
+    output width (``Calibration.width``): that width's own q; between two calibrated widths the
+    higher of their two (the need is not monotonic in width, so neither alone is safe); narrower
+    or wider than every calibrated width, the nearest one's. Width 0 is a result of calibration
+    VERSION 1 or 2, one q for every width. None: nothing calibrated."""
+    if not table:
+        return None
+    exact = table.get(width) or table.get(0)
+    if exact is not None:
+        return exact
+    below = max((w for w in table if w < width), default=None)
+    above = min((w for w in table if w > width), default=None)
+    if below is None or above is None:
+        return table[above if below is None else below]
+    return max(table[below], table[above])

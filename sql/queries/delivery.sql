@@ -1,14 +1,17 @@
 -- Public delivery (/img): what a code/position serves, and the bytes it renders from.
 -- Only approved, live images exist here. No blobs in the resolution: it runs on cache misses of
 -- the hot path and feeds the in-process resolution cache (ecogram.cache.Resolutions). The
--- calibrated quality per format (quality.sql) comes with it: format → q, or NULL.
+-- calibrated quality (quality.sql) comes with it: format → {output width → q}, or NULL.
 
 -- name: delivery-resolve^
 -- The approved live image at this code and position; without a position, the first by position.
 SELECT i.id, i.code, i.position, i.version, i.updated_at, i.width, i.height, i.has_alpha,
        i.blurhash, i.color, o.master_format, o.master_width, o.master_height,
-       (SELECT jsonb_object_agg(q.format, q.q) FROM image_quality q
-         WHERE q.image_id = i.id AND q.version = i.version) AS quality
+       (SELECT jsonb_object_agg(f.format, f.widths)
+          FROM (SELECT q.format, jsonb_object_agg(q.width, q.q) AS widths
+                  FROM image_quality q
+                 WHERE q.image_id = i.id AND q.version = i.version
+                 GROUP BY q.format) f) AS quality
   FROM images i
   JOIN originals o ON o.image_id = i.id
  WHERE i.code = :code
@@ -22,8 +25,11 @@ SELECT i.id, i.code, i.position, i.version, i.updated_at, i.width, i.height, i.h
 -- The same, by image id (eager rendering after an approval; signed URLs).
 SELECT i.id, i.code, i.position, i.version, i.updated_at, i.width, i.height, i.has_alpha,
        i.blurhash, i.color, i.status, o.master_format, o.master_width, o.master_height,
-       (SELECT jsonb_object_agg(q.format, q.q) FROM image_quality q
-         WHERE q.image_id = i.id AND q.version = i.version) AS quality
+       (SELECT jsonb_object_agg(f.format, f.widths)
+          FROM (SELECT q.format, jsonb_object_agg(q.width, q.q) AS widths
+                  FROM image_quality q
+                 WHERE q.image_id = i.id AND q.version = i.version
+                 GROUP BY q.format) f) AS quality
   FROM images i
   JOIN originals o ON o.image_id = i.id
  WHERE i.id = :id

@@ -1,11 +1,17 @@
 -- Calibrated quality (ecogram.imaging.quality, stored by ecogram.catalog.delivery at approval).
 -- The resolution queries (delivery.sql) read it back with the image, in the same query.
 
+-- name: quality-forget-formats!
+-- This version's results in these formats, before a calibration stores its own (an earlier
+-- calibration's rows may be at other widths).
+DELETE FROM image_quality
+ WHERE image_id = :image_id AND version = :version AND format = ANY(:formats::text[]);
+
 -- name: quality-store!
--- One format's result for this photo version (again: the newer result wins).
-INSERT INTO image_quality (image_id, version, format, q, score, target, calibration)
-VALUES (:image_id, :version, :format, :q, :score, :target, :calibration)
-ON CONFLICT (image_id, version, format) DO UPDATE
+-- One format's result at one output width for this photo version (again: the newer wins).
+INSERT INTO image_quality (image_id, version, format, width, q, score, target, calibration)
+VALUES (:image_id, :version, :format, :width, :q, :score, :target, :calibration)
+ON CONFLICT (image_id, version, format, width) DO UPDATE
    SET q = EXCLUDED.q, score = EXCLUDED.score, target = EXCLUDED.target,
        calibration = EXCLUDED.calibration, computed_at = now();
 

@@ -21,8 +21,12 @@ CALIBRATING = {"quality_target": 75.0, "quality_widths": (200,),
 
 
 async def rows(conn) -> dict[int, tuple[int, int, int]]:
-    found = await conn.fetch("SELECT image_id, version, q, calibration FROM image_quality "
-                             "WHERE format = 'webp'")
+    """Each photo's WebP result; one per photo, at the one calibrated width (or width 0 for an
+    earlier calibration's row)."""
+    found = await conn.fetch("SELECT image_id, version, q, calibration, width "
+                             "FROM image_quality WHERE format = 'webp'")
+    assert len({r["image_id"] for r in found}) == len(found)
+    assert {r["width"] for r in found} <= {0, 200}
     return {r["image_id"]: (r["version"], r["q"], r["calibration"]) for r in found}
 
 
@@ -36,8 +40,8 @@ async def test_approved_photos_without_a_current_calibration_get_one(
     pending = await import_photo(client, login_as, noisy_photo(5, sigma=2), "NEW-1",
                                  filename="c.png")
     await conn.execute(
-        "INSERT INTO image_quality (image_id, version, format, q, score, target, calibration) "
-        "VALUES ($1, $2, 'webp', 20, 60, 75, 1)", stale["id"], stale["version"])
+        "INSERT INTO image_quality (image_id, version, format, width, q, score, target, "
+        "calibration) VALUES ($1, $2, 'webp', 0, 20, 60, 75, 1)", stale["id"], stale["version"])
     before = await client.get("/img/OLD-1?w=200&fmt=webp")
     assert before.headers["X-Ecogram-Quality"] == "80"
 

@@ -60,10 +60,23 @@ def settings(settings, request):
     return settings.replace(**chosen)
 
 
-async def stored(conn, image_id: int) -> dict[str, tuple[int, int, float]]:
-    rows = await conn.fetch("SELECT format, version, q, score FROM image_quality "
+async def stored_widths(conn, image_id: int) -> dict[str, dict[int, tuple[int, int, float]]]:
+    """format → {output width → (version, q, score)}."""
+    rows = await conn.fetch("SELECT format, width, version, q, score FROM image_quality "
                             "WHERE image_id = $1", image_id)
-    return {row["format"]: (row["version"], row["q"], row["score"]) for row in rows}
+    found: dict[str, dict[int, tuple[int, int, float]]] = {}
+    for row in rows:
+        found.setdefault(row["format"], {})[row["width"]] = (
+            row["version"], row["q"], row["score"])
+    return found
+
+
+async def stored(conn, image_id: int) -> dict[str, tuple[int, int, float]]:
+    """format → (version, q, score) of a photo calibrated at one width: these photos are
+    SIDE px wide, so the default widths 400 and 800 both come out at 400."""
+    found = await stored_widths(conn, image_id)
+    assert all(list(widths) == [SIDE] for widths in found.values()), found
+    return {fmt: widths[SIDE] for fmt, widths in found.items()}
 
 
 async def test_a_flat_product_shot_is_served_at_a_lower_q_than_a_noisy_photo(
@@ -154,8 +167,9 @@ async def test_a_q_stored_after_a_render_is_served_under_its_own_key(client, log
     again = await client.get("/img/LATE?w=300&fmt=webp")  # a warm replay of the same answer
     assert first.headers["X-Ecogram-Quality"] == again.headers["X-Ecogram-Quality"] == "80"
     await conn.execute(
-        "INSERT INTO image_quality (image_id, version, format, q, score, target, calibration) "
-        "VALUES ($1, $2, 'webp', 20, 70, 75, 1)", record["id"], record["version"])
+        "INSERT INTO image_quality (image_id, version, format, width, q, score, target, "
+        "calibration) VALUES ($1, $2, 'webp', 0, 20, 70, 75, 1)", record["id"],
+        record["version"])
     await conn.execute("SELECT pg_notify('ecogram_images', 'LATE')")
     for _ in range(100):
         later = await client.get("/img/LATE?w=300&fmt=webp")
@@ -216,22 +230,35 @@ async def test_save_data_lowers_the_calibrated_q_one_step(client, login_as, conn
 async def test_the_calibration_scores_the_delivered_bytes_against_the_original(
     client, login_as, conn
 ):
-    # ECOGRAM_QUALITY_WIDTHS=200,400: what /img serves at those widths without q reaches the
-    # target against the original at that size (not the master), and the stored score is the
-    # score of one of those answers.
+    # ECOGRAM_QUALITY_WIDTHS=200,400: each width gets its own q, and what /img serves at that
+    # width without q reaches the target against the original at that size (not the master),
+    # the stored score being that answer's own score.
     original = noisy_photo(3, sigma=2)  # light grain: a q between the bounds
     noisy = await publish(client, login_as, original, "DELIVERED", filename="grain.png")
     await client.app[keys.delivery].eager_idle()
-    version, q, stored_score = (await stored(conn, noisy["id"]))["webp"]
-    assert version == noisy["version"] and 30 < q < 90
-    delivered = []
-    for width in (200, 400):
+    found = (await stored_widths(conn, noisy["id"]))["webp"]
+    assert sorted(found) == [200, 400]
+    for width, (version, q, stored_score) in found.items():
+        assert version == noisy["version"] and 30 < q < 90
         response = await client.get(f"/img/DELIVERED?w={width}&fmt=webp")
         assert response.headers["X-Ecogram-Quality"] == str(q)
         reference = quality.reference(original, (width, width))
-        delivered.append(round(quality.score(reference, await response.read()), 2))
-    assert min(delivered) >= 75
-    assert any(stored_score == pytest.approx(score, abs=0.01) for score in delivered)
+        delivered = quality.score(reference, await response.read())
+        assert delivered >= 75
+        assert stored_score == pytest.approx(delivered, abs=0.01)
+        # one step lower misses the target at this width (up to the score's wiggles, a
+        # point from one q to the next): the q is this width's own, not another width's
+        lower = await client.get(f"/img/DELIVERED?w={width}&fmt=webp&q={q - 2}")
+        assert quality.score(reference, await lower.read()) < 75
+
+    # Other widths: the nearest calibrated width's q outside them, the higher of the two
+    # between them; a dpr counts (w=100 at dpr 2 comes out 200 wide).
+    q200, q400 = found[200][1], found[400][1]
+    for ask, q in (("w=100", q200), ("w=100&dpr=2", q200), ("w=300", max(q200, q400)),
+                   ("w=400&dpr=1", q400)):
+        response = await client.get(f"/img/DELIVERED?{ask}&fmt=webp")
+        assert response.status == 200
+        assert response.headers["X-Ecogram-Quality"] == str(q), ask
 
 
 async def test_quality_widths_are_checked():
