@@ -193,8 +193,10 @@ def calibrate_all(
     bounds: Mapping[str, tuple[int, int]],
 ) -> list[Calibration]:
     """``calibrate`` for each format that has bounds, at each view (narrowest first), each
-    width's search starting from the q the previous width needed — when it reached the target:
-    a width stuck at the ceiling says nothing of the next one."""
+    width's search starting from the q the previous width needed — unless that was the
+    ceiling: a width that needs the ceiling (or fails even there) is usually one whose fine
+    colour detail only the ceiling's encoding keeps (from q90 AVIF and JPEG drop chroma
+    subsampling), which says nothing of the next width."""
     found = []
     for fmt in formats:
         if fmt not in bounds:
@@ -204,7 +206,7 @@ def calibrate_all(
         for view in sizes:
             result = calibrate(view, fmt, target=target, floor=floor, ceiling=ceiling, hint=hint)
             found.append(result)
-            hint = result.q if result.score >= target else None
+            hint = result.q if result.q < ceiling else None
     return found
 
 

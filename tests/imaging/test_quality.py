@@ -130,7 +130,7 @@ def test_the_pipelines_own_loss_counts():
     real = quality.calibrate(delivered[0], "webp", target=70, floor=30, ceiling=95)
     assert plain.q == 30 and plain.score >= 70
     assert real.q == 95 and real.score < 70
-    # a width stuck at the ceiling gives the next width no hint: its own search from scratch
+    # a width at the ceiling gives the next width no hint: its own search from scratch
     both = quality.views(original, renders_from(lossy_master, (1000, 700)), size=(1000, 700),
                          widths=(300, 320))
     found = quality.calibrate_all(both, ["webp"], target=70, bounds={"webp": (30, 95)})
