@@ -41,7 +41,7 @@ from ecogram.imaging.options import RenderOptions
 # 3: the same renders, a q per width (``for_width`` picks one for any other width).
 VERSION = 3
 # The widths scored by default: the storefront's (ECOGRAM_EAGER_WIDTHS' default; bench/README.md
-# "Calibrated quality" for why these and not one representative size).
+# "Why a q per width": each keeps its own q).
 WIDTHS = (400, 800)
 FORMATS = ("webp", "avif", "jpeg")
 
