@@ -7,8 +7,28 @@ import json
 import logging
 import threading
 
+import pytest
+
 from ecogram import logqueue
 from ecogram.logqueue import JsonLine
+
+
+@pytest.fixture
+def root():
+    """The root logger, its handlers and level put back afterwards."""
+    logger = logging.getLogger()
+    saved = logger.handlers[:], logger.level
+    logger.setLevel(logging.INFO)
+    yield logger
+    logger.handlers[:], level = saved
+    logger.setLevel(level)
+
+
+def _messages(stream: io.StringIO) -> logging.Handler:
+    """A handler writing each line's message alone to ``stream``."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    return handler
 
 
 class _Thread(logging.Handler):
@@ -20,15 +40,11 @@ class _Thread(logging.Handler):
         self.threads.add(threading.current_thread().name)
 
 
-def test_lines_are_formatted_and_written_off_the_callers_thread_and_stop_drains():
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
+def test_lines_are_formatted_and_written_off_the_callers_thread_and_stop_drains(root):
     stream = io.StringIO()
-    written = logging.StreamHandler(stream)
-    written.setFormatter(logging.Formatter("%(message)s"))
+    written = _messages(stream)
     where = _Thread()
     root.handlers[:] = [written, where]
-    root.setLevel(logging.INFO)
     made_on: list[str] = []
 
     class Watched(JsonLine):
@@ -38,17 +54,13 @@ def test_lines_are_formatted_and_written_off_the_callers_thread_and_stop_drains(
             made_on.append(threading.current_thread().name)
             return super().__str__()
 
-    try:
-        stop = logqueue.start(lean=False)
-        log = logging.getLogger("ecogram.test-queue")
-        for n in range(500):
-            log.info(Watched({"event": "request", "n": n, "path": "/img/é"}))
-        stop()
-        stop()  # idempotent
-        assert root.handlers == [written, where]  # put back
-    finally:
-        root.handlers[:], level = saved
-        root.setLevel(level)
+    stop = logqueue.start(lean=False)
+    log = logging.getLogger("ecogram.test-queue")
+    for n in range(500):
+        log.info(Watched({"event": "request", "n": n, "path": "/img/é"}))
+    stop()
+    stop()  # idempotent
+    assert root.handlers == [written, where]  # put back
     lines = [json.loads(text) for text in stream.getvalue().splitlines()]
     assert [line["n"] for line in lines] == list(range(500))  # every one, in order
     assert lines[0] == {"event": "request", "n": 0, "path": "/img/é"}
@@ -65,26 +77,17 @@ def test_a_json_line_is_the_text_json_dumps_gives():
         assert str(JsonLine(fields)) == json.dumps(fields)
 
 
-def test_a_line_with_a_traceback_keeps_it_behind_the_queue():
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
+def test_a_line_with_a_traceback_keeps_it_behind_the_queue(root):
     stream = io.StringIO()
-    written = logging.StreamHandler(stream)
-    written.setFormatter(logging.Formatter("%(message)s"))
-    root.handlers[:] = [written]
-    root.setLevel(logging.INFO)
+    root.handlers[:] = [_messages(stream)]
+    stop = logqueue.start(lean=False)
+    log = logging.getLogger("ecogram.test-queue")
+    log.info(JsonLine({"event": "plain"}))
     try:
-        stop = logqueue.start(lean=False)
-        log = logging.getLogger("ecogram.test-queue")
-        log.info(JsonLine({"event": "plain"}))
-        try:
-            raise ValueError("boom")
-        except ValueError:
-            log.exception(JsonLine({"event": "failed"}))
-        stop()
-    finally:
-        root.handlers[:], level = saved
-        root.setLevel(level)
+        raise ValueError("boom")
+    except ValueError:
+        log.exception(JsonLine({"event": "failed"}))
+    stop()
     lines = stream.getvalue().splitlines()
     assert lines[0] == '{"event": "plain"}'
     assert lines[1] == '{"event": "failed"}'
@@ -92,20 +95,17 @@ def test_a_line_with_a_traceback_keeps_it_behind_the_queue():
     assert lines[-1] == "ValueError: boom"
 
 
-def test_request_lines_take_the_shortcut_onto_a_lean_queue_and_read_the_same(monkeypatch):
+def test_request_lines_take_the_shortcut_onto_a_lean_queue_and_read_the_same(monkeypatch,
+                                                                              root):
     # lean=True changes logging's process-wide switches: put them back afterwards
     for name in ("_srcfile", "logThreads", "logProcesses", "logMultiprocessing"):
         monkeypatch.setattr(logging, name, getattr(logging, name))
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
     plain, detailed = io.StringIO(), io.StringIO()
-    written = logging.StreamHandler(plain)
-    written.setFormatter(logging.Formatter("%(message)s"))
+    written = _messages(plain)
     other = logging.StreamHandler(detailed)  # a handler that needs whole records
     other.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
     other.addFilter(lambda record: True)
     root.handlers[:] = [written, other]
-    root.setLevel(logging.INFO)
     log = logging.getLogger("ecogram.test-queue")
     made = logqueue._Line.record
     from_lines: list[str] = []  # records the listener made from shortcut lines, by thread
@@ -115,18 +115,14 @@ def test_request_lines_take_the_shortcut_onto_a_lean_queue_and_read_the_same(mon
         return made(line)
 
     monkeypatch.setattr(logqueue._Line, "record", record)
-    try:
-        stop = logqueue.start()
-        for n in range(3):
-            logqueue.info(log, JsonLine({"event": "request", "n": n}))
-            log.info(JsonLine({"event": "other", "n": n}))
-        log.setLevel(logging.WARNING)
-        logqueue.info(log, JsonLine({"event": "request", "n": "dropped"}))  # below the level
-        log.setLevel(logging.NOTSET)
-        stop()
-    finally:
-        root.handlers[:], level = saved
-        root.setLevel(level)
+    stop = logqueue.start()
+    for n in range(3):
+        logqueue.info(log, JsonLine({"event": "request", "n": n}))
+        log.info(JsonLine({"event": "other", "n": n}))
+    log.setLevel(logging.WARNING)
+    logqueue.info(log, JsonLine({"event": "request", "n": "dropped"}))  # below the level
+    log.setLevel(logging.NOTSET)
+    stop()
     assert logqueue._front is None  # stopped: the shortcut is off
     # the three request lines went on the queue as they were (the detailed handler needed
     # records: the listener made them), the other lines as records

@@ -1130,18 +1130,17 @@ def _quality_table(stored: Mapping[str, Mapping[str, int]] | None) -> dict[str, 
             for fmt, widths in (stored or {}).items()}
 
 
-def _by_format(found: list[quality.Calibration]) -> dict[str, dict[int, int]]:
-    table: dict[str, dict[int, int]] = {}
+def _by_format(found: list[quality.Calibration], value: str = "q") -> dict[str, dict[int, Any]]:
+    """One field of a calibration's results (``q`` or ``score``) as format → {width → value}."""
+    table: dict[str, dict[int, Any]] = {}
     for result in found:
-        table.setdefault(result.fmt, {})[result.width] = result.q
+        table.setdefault(result.fmt, {})[result.width] = getattr(result, value)
     return table
 
 
 def calibration_fields(found: list[quality.Calibration]) -> dict[str, Any]:
     """A calibration's results for its log line: q and score per format and output width."""
-    return {"q": _by_format(found),
-            "score": {fmt: {r.width: r.score for r in found if r.fmt == fmt}
-                      for fmt in dict.fromkeys(r.fmt for r in found)}}
+    return {"q": _by_format(found, "q"), "score": _by_format(found, "score")}
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, callback) -> None:
